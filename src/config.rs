@@ -1,0 +1,317 @@
+//! Settings, read once from the environment (and `.env`) and validated at start-up.
+//!
+//! Every field names the variable it comes from. A bad value stops start-up with one line that names
+//! the variable and says how to fix it; `.env.example` documents each of them.
+
+use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+
+use oauth2::ClientSecret;
+use url::Url;
+
+/// How the app asks the LMS for its access token (`LMS_TOKEN_TYPE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenTypeRequest {
+    /// Post `token_type=jwt`: the LMS answers with a JWT, sent back as `Authorization: JWT ...`.
+    Jwt,
+    /// Post nothing: the LMS answers with an opaque DOT token, sent back as `Authorization: Bearer ...`.
+    Bearer,
+}
+
+/// Where the client id and secret go on the token request (`LMS_CLIENT_AUTH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic, as RFC 6749 §2.3.1 prefers; DOT accepts it.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+/// The whole configuration of the app.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LMS_URL`: the LMS root as the browser reaches it, e.g. `http://local.openedx.io`.
+    pub lms_url: Url,
+    /// `LMS_INTERNAL_URL`: the LMS root for server-to-server calls (token, APIs), e.g.
+    /// `http://lms:8000` inside Tutor's network. Defaults to `LMS_URL`.
+    pub lms_internal_url: Url,
+    /// `LMS_CLIENT_ID`: the DOT application's client id.
+    pub client_id: String,
+    /// `LMS_CLIENT_SECRET`: the DOT application's client secret (its `Debug` is redacted).
+    pub client_secret: ClientSecret,
+    /// `PUBLIC_URL`: this app's external root; the redirect URI is `PUBLIC_URL/authorize/`.
+    pub public_url: Url,
+    /// `LMS_SCOPES`: space-separated scopes to ask for.
+    pub scopes: Vec<String>,
+    /// `LMS_TOKEN_TYPE`: `jwt` or `bearer`.
+    pub token_type: TokenTypeRequest,
+    /// `LMS_CLIENT_AUTH`: `basic` or `post`.
+    pub client_auth: ClientAuth,
+    /// `LMS_TIMEOUT_SECS`: total time allowed for one call to the LMS (connecting gets at most half).
+    pub lms_timeout: Duration,
+    /// `DATABASE_URL`: where sessions and the `profiles` table live.
+    pub database_url: String,
+    /// `BIND`: the address this app listens on.
+    pub bind: SocketAddr,
+    /// `SESSION_IDLE_MINUTES`: a session not used for this long ends.
+    pub session_idle: Duration,
+}
+
+/// A configuration problem, worded for the person starting the app.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/profiles.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_SCOPES: &str = "user_id email profile";
+
+impl Config {
+    /// Reads `.env` (if present) and then the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal (containers pass real variables); a broken one is not.
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError {
+                variable: ".env",
+                problem: format!("could not be read ({e}); fix the line it names or remove it"),
+            });
+        }
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Builds the configuration from a map of variables (so tests need not touch the process env).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(vars, name);
+        let required = |name: &'static str, example: &str| {
+            get(name).ok_or_else(|| ConfigError {
+                variable: name,
+                problem: format!("is not set; set it, e.g. {name}={example} (see .env.example)"),
+            })
+        };
+
+        let lms_url = parse_root_url("LMS_URL", required("LMS_URL", "http://local.openedx.io")?)?;
+        let lms_internal_url = match get("LMS_INTERNAL_URL") {
+            Some(v) => parse_root_url("LMS_INTERNAL_URL", v)?,
+            None => lms_url.clone(),
+        };
+        let client_id = required("LMS_CLIENT_ID", "profiles")?.to_owned();
+        let client_secret =
+            ClientSecret::new(required("LMS_CLIENT_SECRET", "<the secret you registered>")?.into());
+        let bind_text = get("BIND").unwrap_or(DEFAULT_BIND);
+        let bind: SocketAddr = bind_text.parse().map_err(|_| ConfigError {
+            variable: "BIND",
+            problem: format!("{bind_text:?} is not an address:port; use e.g. BIND=127.0.0.1:8080"),
+        })?;
+        let public_url = match get("PUBLIC_URL") {
+            Some(v) => parse_root_url("PUBLIC_URL", v)?,
+            None => parse_root_url("PUBLIC_URL", &format!("http://{bind}"))?,
+        };
+        let scopes = parse_scopes(get("LMS_SCOPES").unwrap_or(DEFAULT_SCOPES))?;
+        let token_type = match get("LMS_TOKEN_TYPE").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("jwt") => TokenTypeRequest::Jwt,
+            Some("bearer") => TokenTypeRequest::Bearer,
+            Some(other) => return Err(invalid("LMS_TOKEN_TYPE", other, "use jwt or bearer")),
+        };
+        let client_auth = match get("LMS_CLIENT_AUTH").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("basic") => ClientAuth::Basic,
+            Some("post") => ClientAuth::Post,
+            Some(other) => return Err(invalid("LMS_CLIENT_AUTH", other, "use basic or post")),
+        };
+        let lms_timeout = Duration::from_secs(positive(vars, "LMS_TIMEOUT_SECS", 10)?);
+        let session_idle = Duration::from_secs(60 * positive(vars, "SESSION_IDLE_MINUTES", 480)?);
+        let database_url = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL).to_owned();
+        if !database_url.starts_with("sqlite:") {
+            return Err(invalid(
+                "DATABASE_URL",
+                &database_url,
+                "use a sqlite: URL, e.g. sqlite://data/profiles.db",
+            ));
+        }
+
+        Ok(Self {
+            lms_url,
+            lms_internal_url,
+            client_id,
+            client_secret,
+            public_url,
+            scopes,
+            token_type,
+            client_auth,
+            lms_timeout,
+            database_url,
+            bind,
+            session_idle,
+        })
+    }
+
+    /// The redirect URI registered with the LMS: always built from `PUBLIC_URL`, never from the
+    /// request's `Host`, because the LMS compares it letter for letter with the registered one.
+    pub fn redirect_uri(&self) -> Url {
+        join(&self.public_url, "authorize/")
+    }
+
+    /// Whether cookies must be `Secure` (and may carry the `__Host-` prefix).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// Joins a relative path onto a root URL that is known to end in `/`.
+pub fn join(root: &Url, path: &str) -> Url {
+    let mut url = root.clone();
+    let base = root.path().trim_end_matches('/');
+    url.set_path(&format!("{base}/{path}"));
+    url
+}
+
+/// A variable's value, with surrounding blanks trimmed; an empty value counts as unset.
+fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
+    ConfigError { variable, problem: format!("{value:?} is not valid; {fix}") }
+}
+
+fn positive(
+    vars: &HashMap<String, String>,
+    variable: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match lookup(vars, variable) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(variable, v, "use a whole number greater than 0")),
+    }
+}
+
+/// An http(s) URL with no query or fragment, normalised to end in `/` so paths join predictably.
+fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let fix = "use an absolute http:// or https:// URL such as http://local.openedx.io";
+    let mut url = Url::parse(value).map_err(|_| invalid(variable, value, fix))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(variable, value, fix));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(variable, value, "remove the ?query or #fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
+    let scopes: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
+    if scopes.iter().any(|s| s == "openid") {
+        return Err(invalid(
+            "LMS_SCOPES",
+            value,
+            "Open edX has no OpenID Connect; drop openid (e.g. LMS_SCOPES=user_id email profile)",
+        ));
+    }
+    if scopes.iter().any(|s| s.contains(',')) {
+        return Err(invalid("LMS_SCOPES", value, "separate scopes with spaces, not commas"));
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = [
+            ("LMS_URL", "http://local.openedx.io"),
+            ("LMS_CLIENT_ID", "profiles"),
+            ("LMS_CLIENT_SECRET", "s3cret-value"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
+        }
+        map
+    }
+
+    #[test]
+    fn defaults_follow_the_documented_values() {
+        let config = Config::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(config.lms_internal_url, config.lms_url);
+        assert_eq!(config.scopes, ["user_id", "email", "profile"]);
+        assert_eq!(config.token_type, TokenTypeRequest::Jwt);
+        assert_eq!(config.client_auth, ClientAuth::Basic);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.redirect_uri().as_str(), "http://127.0.0.1:8080/authorize/");
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert!(!config.secure_cookies());
+    }
+
+    #[test]
+    fn a_missing_client_id_names_the_variable_and_the_fix() {
+        let mut map = vars(&[]);
+        map.remove("LMS_CLIENT_ID");
+        let err = Config::from_vars(&map).expect_err("must fail");
+        assert_eq!(err.variable, "LMS_CLIENT_ID");
+        assert_eq!(
+            err.to_string(),
+            "LMS_CLIENT_ID: is not set; set it, e.g. LMS_CLIENT_ID=profiles (see .env.example)"
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_rejected_with_the_variable_named() {
+        for (var, value) in [
+            ("LMS_URL", "local.openedx.io"),
+            ("LMS_URL", "ftp://lms"),
+            ("PUBLIC_URL", "https://app.example/?x=1"),
+            ("LMS_TOKEN_TYPE", "jwe"),
+            ("LMS_CLIENT_AUTH", "header"),
+            ("BIND", "8080"),
+            ("LMS_SCOPES", "openid profile"),
+            ("LMS_SCOPES", "user_id,email"),
+            ("LMS_TIMEOUT_SECS", "0"),
+            ("DATABASE_URL", "mysql://db/profiles"),
+        ] {
+            let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
+            assert_eq!(err.variable, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn urls_with_a_path_keep_it_when_endpoints_are_joined() {
+        let config = Config::from_vars(&vars(&[
+            ("PUBLIC_URL", "https://apps.example.org/profiles"),
+            ("LMS_URL", "https://lms.example.org"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.redirect_uri().as_str(), "https://apps.example.org/profiles/authorize/");
+        assert_eq!(
+            join(&config.lms_url, "oauth2/authorize/").as_str(),
+            "https://lms.example.org/oauth2/authorize/"
+        );
+        assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn the_client_secret_never_shows_in_debug_output() {
+        let config = Config::from_vars(&vars(&[])).expect("valid");
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+    }
+}

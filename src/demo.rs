@@ -1,0 +1,62 @@
+//! `profiles demo`: the LMS stand-in and the app side by side on loopback, with a registered
+//! client and a demo learner, so a newcomer can sign in on a fresh machine with one command.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use crate::{
+    AppState,
+    config::{Config, DEFAULT_BIND},
+    standin::{LmsUser, RegisteredClient, Settings, StandIn},
+};
+
+/// Where the stand-in listens unless `DEMO_LMS_BIND` says otherwise.
+pub const DEFAULT_DEMO_LMS_BIND: &str = "127.0.0.1:8090";
+pub const DEMO_CLIENT_ID: &str = "profiles-demo";
+
+/// Runs until Ctrl-C. `vars` is the environment (with `.env` applied); the LMS settings in it are
+/// replaced by the stand-in's, everything else (`BIND`, `DATABASE_URL`, `RUST_LOG`...) is kept.
+pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
+    let lms_bind = vars.get("DEMO_LMS_BIND").map_or(DEFAULT_DEMO_LMS_BIND, String::as_str);
+    let lms_addr: SocketAddr = lms_bind
+        .parse()
+        .map_err(|_| format!("DEMO_LMS_BIND: {lms_bind:?} is not an address:port; use e.g. 127.0.0.1:8090"))?;
+    let bind = vars.get("BIND").cloned().unwrap_or_else(|| DEFAULT_BIND.to_owned());
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| format!("BIND: cannot listen on {bind}: {e}; set BIND to a free port, e.g. BIND=127.0.0.1:8081"))?;
+    let app_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let standin = StandIn::spawn(lms_addr, Settings::default())
+        .await
+        .map_err(|e| format!("DEMO_LMS_BIND: cannot listen on {lms_addr}: {e}; set DEMO_LMS_BIND to a free port"))?;
+
+    let public_url = format!("http://{app_addr}/");
+    let secret = format!("demo-{:032x}", rand::random::<u128>());
+    let learner = LmsUser::demo_learner();
+    standin.register_client(RegisteredClient {
+        client_id: DEMO_CLIENT_ID.into(),
+        client_secret: secret.clone(),
+        redirect_uris: vec![format!("{public_url}authorize/")],
+        skip_authorization: false,
+        scopes: vec!["user_id".into()],
+    });
+    standin.add_user(learner.clone());
+
+    vars.remove("LMS_INTERNAL_URL");
+    vars.insert("LMS_URL".into(), standin.url().to_string());
+    vars.insert("LMS_CLIENT_ID".into(), DEMO_CLIENT_ID.into());
+    vars.insert("LMS_CLIENT_SECRET".into(), secret);
+    vars.insert("PUBLIC_URL".into(), public_url.clone());
+    vars.insert("BIND".into(), app_addr.to_string());
+    let config = Config::from_vars(&vars).map_err(|e| e.to_string())?;
+    let state = AppState::new(config).await?;
+
+    println!();
+    println!("  profiles demo is running.");
+    println!("  Open            {public_url}");
+    println!("  Sign in as      {} / {}", learner.username, learner.password);
+    println!("  LMS stand-in    {} (a development stand-in, not a real LMS)", standin.url());
+    println!("  Stop with Ctrl-C.");
+    println!();
+
+    crate::serve(listener, state).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,237 @@
+//! The one error type handlers return, and how each failure becomes a page.
+//!
+//! Failures a person causes or meets keep a specific 4xx/5xx status and a plain message with a
+//! way forward; internal detail goes to the log only, next to the request id the page shows.
+//! Nothing here formats a token, the client secret or a session id.
+
+use askama::Template;
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    lms::LmsError,
+    middleware::{current_lms, current_request_id},
+    session::Interrupted,
+    templates::render,
+};
+
+#[derive(Debug)]
+pub enum AppError {
+    /// The callback's `state` matches no sign-in this browser started.
+    SignInInterrupted(Interrupted),
+    /// The person pressed Cancel on the LMS consent page (`error=access_denied`).
+    Declined,
+    /// Any other `error=` the LMS sent back to the callback.
+    AuthorizeError { code: String, description: Option<String> },
+    /// A callback URL that is not one the LMS sends.
+    BadCallback(&'static str),
+    /// `invalid_grant`: the code expired (60 s), was used already, or the PKCE verifier differs.
+    CodeRejected,
+    Lms(LmsError),
+    NotFound,
+    Session(tower_sessions::session::Error),
+    Database(sqlx::Error),
+    Internal(String),
+}
+
+impl From<LmsError> for AppError {
+    fn from(e: LmsError) -> Self {
+        match e {
+            LmsError::OAuth { ref error, .. } if error == "invalid_grant" => Self::CodeRejected,
+            other => Self::Lms(other),
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        Self::Session(e)
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+/// What an error page says.
+struct Page {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    title: &'a str,
+    message: &'a str,
+    status: u16,
+    request_id: String,
+}
+
+impl AppError {
+    fn page(&self) -> Page {
+        use StatusCode as S;
+        let lms = current_lms();
+        let page = |status, title, message: String| Page { status, title, message };
+        match self {
+            Self::SignInInterrupted(Interrupted::NoCookie) => page(
+                S::BAD_REQUEST,
+                "Sign-in was interrupted",
+                "Your browser came back from the LMS without this site's cookie, so the sign-in \
+                 cannot be matched to you. Allow cookies for this site, open it at the same \
+                 address you started from, and start again."
+                    .into(),
+            ),
+            Self::SignInInterrupted(Interrupted::Expired) => page(
+                S::BAD_REQUEST,
+                "Sign-in took too long",
+                "This sign-in was started more than ten minutes ago. Please start again.".into(),
+            ),
+            Self::SignInInterrupted(_) => page(
+                S::BAD_REQUEST,
+                "Sign-in was interrupted",
+                "This sign-in link does not belong to a sign-in started in this browser, or it \
+                 was already used. Please start again."
+                    .into(),
+            ),
+            Self::Declined => page(
+                S::FORBIDDEN,
+                "You declined to share your profile",
+                format!(
+                    "You chose not to let this app see your {lms} account, so you are not signed \
+                     in. If that was a mistake, start again and choose Allow."
+                ),
+            ),
+            Self::AuthorizeError { code, .. } if code == "invalid_scope" => page(
+                S::BAD_REQUEST,
+                "The LMS refused the requested permissions",
+                "The LMS answered invalid_scope: this app asks for permissions its registration \
+                 does not allow. The operator should register it with --scopes user_id (see the \
+                 README) or change LMS_SCOPES."
+                    .into(),
+            ),
+            Self::AuthorizeError { code, .. } => page(
+                S::BAD_REQUEST,
+                "The LMS could not start the sign-in",
+                format!("The LMS answered with the error \"{code}\". Please start again."),
+            ),
+            Self::BadCallback(why) => page(
+                S::BAD_REQUEST,
+                "This is not a sign-in link",
+                format!("This address is not one the LMS sends you back to ({why}). Please start again."),
+            ),
+            Self::CodeRejected => page(
+                S::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in took too long or was already used. Please start again.".into(),
+            ),
+            Self::Lms(LmsError::Timeout { .. }) => page(
+                S::GATEWAY_TIMEOUT,
+                "The LMS is not answering",
+                format!(
+                    "{lms} did not answer in time. Try again in a minute; if it keeps happening, \
+                     the LMS may be down or overloaded."
+                ),
+            ),
+            Self::Lms(LmsError::Unreachable { .. }) => page(
+                S::BAD_GATEWAY,
+                "The LMS cannot be reached",
+                format!(
+                    "This app could not connect to {lms}. Try again in a minute; if it keeps \
+                     happening, the operator should check that the LMS is running and that \
+                     LMS_INTERNAL_URL points at it."
+                ),
+            ),
+            Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => page(
+                S::BAD_GATEWAY,
+                "This app is not set up correctly",
+                format!(
+                    "{lms} did not accept this app's credentials, so nobody can sign in right \
+                     now. The operator has the details in the log."
+                ),
+            ),
+            Self::Lms(LmsError::OAuth { error, .. }) => page(
+                S::BAD_GATEWAY,
+                "The LMS refused to finish the sign-in",
+                format!("{lms} answered with the error \"{error}\". Please start again."),
+            ),
+            Self::Lms(_) => page(
+                S::BAD_GATEWAY,
+                "The LMS gave an answer this app cannot use",
+                format!("Something went wrong between this app and {lms}. Please try again."),
+            ),
+            Self::NotFound => page(
+                S::NOT_FOUND,
+                "Page not found",
+                "There is no page at this address.".into(),
+            ),
+            Self::Session(_) | Self::Database(_) | Self::Internal(_) => page(
+                S::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "This app ran into a problem on its side. Please try again; if it keeps \
+                 happening, quote the request id below to the operator."
+                    .into(),
+            ),
+        }
+    }
+
+    fn log(&self, status: StatusCode) {
+        match self {
+            Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => tracing::error!(
+                %status, error = %self,
+                "the LMS rejected the client credentials: check LMS_CLIENT_ID, LMS_CLIENT_SECRET \
+                 and LMS_CLIENT_AUTH against the DOT application"
+            ),
+            Self::Lms(LmsError::Rejected { .. }) => tracing::error!(
+                %status, error = %self,
+                "the LMS refused its own token: check LMS_TOKEN_TYPE and that the app is registered \
+                 with the authorization-code grant"
+            ),
+            _ if status.is_server_error() => tracing::error!(%status, error = %self, "request failed"),
+            _ => tracing::info!(%status, error = %self, "request refused"),
+        }
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SignInInterrupted(why) => write!(f, "sign-in interrupted: {}", why.as_str()),
+            Self::Declined => f.write_str("the person declined consent (access_denied)"),
+            Self::AuthorizeError { code, description } => {
+                write!(f, "authorize error {code}: {}", description.as_deref().unwrap_or("-"))
+            }
+            Self::BadCallback(why) => write!(f, "bad callback: {why}"),
+            Self::CodeRejected => f.write_str("the LMS answered invalid_grant to the code exchange"),
+            Self::Lms(e) => write!(f, "{e}"),
+            Self::NotFound => f.write_str("not found"),
+            Self::Session(e) => write!(f, "session store: {e}"),
+            Self::Database(e) => write!(f, "database: {e}"),
+            Self::Internal(e) => f.write_str(e),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let page = self.page();
+        self.log(page.status);
+        error_page(page.status, page.title, &page.message)
+    }
+}
+
+/// Renders the error template; shared with the panic handler and the request timeout.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let template = ErrorTemplate {
+        title,
+        message,
+        status: status.as_u16(),
+        request_id: current_request_id(),
+    };
+    (status, render(&template)).into_response()
+}

@@ -1,0 +1,105 @@
+//! **profiles**: sign in with the Open edX LMS (OAuth 2 authorization code + PKCE) and see your
+//! LMS profile. Written to be read as a reference for talking to Open edX correctly.
+//!
+//! # Layout
+//! - [`config`]: the typed settings, read once from the environment and `.env`.
+//! - [`lms`]: the Open edX client; the only module that knows the LMS wire format
+//!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs).
+//! - [`session`]: the typed session (pending sign-ins, the signed-in token and account).
+//! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out,
+//!   static files.
+//! - [`store`]: the database pool, migrations and the `profiles` table.
+//! - [`error`]: the one error type handlers return, rendered as an error page.
+//! - [`middleware`]: request id, logging, timeout, panic catching, security headers.
+//! - [`templates`]: rendering Askama templates (pages live beside their handlers).
+//! - [`standin`]: a development stand-in for the LMS that speaks its wire format; used by
+//!   `profiles demo` and the tests, never by the app's own request paths.
+//! - [`demo`]: `profiles demo`, the stand-in and the app together on loopback.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod lms;
+pub mod middleware;
+pub mod routes;
+pub mod secret;
+pub mod session;
+pub mod standin;
+pub mod store;
+pub mod templates;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::{config::Config, lms::LmsClient, store::Store};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub lms: LmsClient,
+    pub store: Store,
+}
+
+impl AppState {
+    /// Opens the database (applying migrations) and builds the LMS client.
+    pub async fn new(config: Config) -> Result<Self, String> {
+        let store = Store::connect(&config.database_url).await?;
+        let lms = LmsClient::new(&config)?;
+        Ok(Self { config: Arc::new(config), lms, store })
+    }
+}
+
+/// The whole app: routes, sessions and the middleware stack. Tests serve exactly this.
+pub fn app(state: AppState) -> Router {
+    let config = &state.config;
+    let lms_origin = config.lms_url.origin().ascii_serialization();
+    let stack = middleware::StackConfig {
+        lms_name: config.lms_url.host_str().unwrap_or("the LMS").to_owned().into(),
+        // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS.
+        request_timeout: config.lms_timeout * 3 + std::time::Duration::from_secs(5),
+        content_security_policy: middleware::content_security_policy(&lms_origin),
+    };
+    let sessions = session::layer(state.store.session_store(), config);
+    let router = routes::router().layer(sessions).with_state(state);
+    middleware::stack(router, stack)
+}
+
+/// Serves the app until Ctrl-C or SIGTERM, deleting expired sessions in the background; in-flight
+/// requests finish before it returns, then the database pool is closed.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    use tower_sessions::ExpiredDeletion;
+    let deletion = tokio::spawn(
+        state.store.session_store().continuously_delete_expired(tokio::time::Duration::from_secs(300)),
+    );
+    let store = state.store.clone();
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    deletion.abort();
+    store.close().await;
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,399 @@
+//! The Open edX LMS client: the only module that knows the LMS's wire format.
+//!
+//! What it relies on, each traced in `../shared/openedx.md`:
+//! - the browser goes to `{LMS_URL}/oauth2/authorize/` (slash optional on the LMS), with S256 PKCE,
+//!   which DOT 1.7.1 accepts though it does not require it (§4);
+//! - the code is exchanged at `{LMS_INTERNAL_URL}/oauth2/access_token` with `token_type=jwt` **in the
+//!   POST body** (the LMS ignores it in the query string) (§2);
+//! - a JWT is sent back as `Authorization: JWT <jwt>`, an opaque token as `Bearer` (§6);
+//! - `/api/user/v1/me` and `/api/user/v1/accounts/{username}` take **no** trailing slash (§6).
+//!
+//! Token requests go through the `oauth2` crate, with this module's own HTTP function so that one
+//! `reqwest::Client` (timeouts, no redirects followed, a size cap on bodies) serves every LMS call.
+
+pub mod account;
+pub mod jwt;
+pub mod token;
+
+use std::{fmt, future::Future, pin::Pin};
+
+use oauth2::{
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    Scope, TokenResponse, TokenUrl,
+    basic::{BasicClient, BasicErrorResponse, BasicTokenType},
+};
+use reqwest::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use self::{
+    account::{Account, Me},
+    jwt::UnverifiedClaims,
+    token::{Token, TokenKind},
+};
+use crate::{
+    config::{ClientAuth, Config, TokenTypeRequest, join},
+    secret::Secret,
+};
+
+/// Bodies larger than this are not LMS answers the app understands.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How much of an unexpected body goes into a log line.
+const EXCERPT_CHARS: usize = 200;
+
+type OAuthClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// The LMS endpoints the app calls, for error messages and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Me,
+    Account,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Token => "/oauth2/access_token",
+            Self::Me => "/api/user/v1/me",
+            Self::Account => "/api/user/v1/accounts/{username}",
+        }
+    }
+}
+
+/// Everything that can go wrong talking to the LMS. None of the variants holds a token or secret.
+#[derive(Debug)]
+pub enum LmsError {
+    /// Could not connect (refused, DNS, TLS).
+    Unreachable { endpoint: Endpoint, detail: String },
+    /// No complete answer within `LMS_TIMEOUT_SECS`.
+    Timeout { endpoint: Endpoint },
+    /// An HTTP status the protocol does not allow here (e.g. a 5xx or a 404).
+    Status { endpoint: Endpoint, status: u16, excerpt: String },
+    /// A body that is not the JSON the LMS sends (HTML, missing fields, unknown token type...).
+    Garbage { endpoint: Endpoint, detail: String },
+    /// An OAuth 2 error from the token endpoint (RFC 6749 §5.2), e.g. `invalid_grant`.
+    OAuth { error: String, description: Option<String> },
+    /// The API refused the token (401/403).
+    Rejected { endpoint: Endpoint, status: u16, excerpt: String },
+}
+
+impl fmt::Display for LmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreachable { endpoint, detail } => {
+                write!(f, "could not connect to the LMS at {}: {detail}", endpoint.path())
+            }
+            Self::Timeout { endpoint } => write!(f, "the LMS did not answer {} in time", endpoint.path()),
+            Self::Status { endpoint, status, excerpt } => {
+                write!(f, "the LMS answered {} with HTTP {status}: {excerpt:?}", endpoint.path())
+            }
+            Self::Garbage { endpoint, detail } => {
+                write!(f, "the LMS answered {} with an unusable body: {detail}", endpoint.path())
+            }
+            Self::OAuth { error, description } => {
+                write!(f, "the LMS token endpoint returned error={error}")?;
+                match description {
+                    Some(d) => write!(f, " ({d})"),
+                    None => Ok(()),
+                }
+            }
+            Self::Rejected { endpoint, status, excerpt } => {
+                write!(f, "the LMS refused the token at {} with HTTP {status}: {excerpt:?}", endpoint.path())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LmsError {}
+
+/// What `GET /` needs to send the browser to the LMS and to check the callback later.
+pub struct AuthorizeRequest {
+    pub url: Url,
+    pub state: Secret,
+    pub pkce_verifier: Secret,
+}
+
+#[derive(Clone)]
+pub struct LmsClient {
+    http: Transport,
+    oauth: OAuthClient,
+    api_root: Url,
+    scopes: Vec<String>,
+    token_type: TokenTypeRequest,
+}
+
+impl LmsClient {
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.lms_timeout / 2)
+            .timeout(config.lms_timeout)
+            // Following redirects from a token endpoint opens SSRF; the LMS never redirects API calls.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("profiles/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
+        let http = Transport(http);
+        let endpoint = |root: &Url, path: &str| join(root, path).to_string();
+        let oauth = BasicClient::new(ClientId::new(config.client_id.clone()))
+            .set_client_secret(config.client_secret.clone())
+            .set_auth_uri(AuthUrl::from_url(join(&config.lms_url, "oauth2/authorize/")))
+            .set_token_uri(
+                TokenUrl::new(endpoint(&config.lms_internal_url, "oauth2/access_token"))
+                    .map_err(|e| e.to_string())?,
+            )
+            .set_redirect_uri(RedirectUrl::from_url(config.redirect_uri()))
+            .set_auth_type(match config.client_auth {
+                ClientAuth::Basic => AuthType::BasicAuth,
+                ClientAuth::Post => AuthType::RequestBody,
+            });
+        Ok(Self {
+            http,
+            oauth,
+            api_root: config.lms_internal_url.clone(),
+            scopes: config.scopes.clone(),
+            token_type: config.token_type,
+        })
+    }
+
+    /// A fresh authorization request: new random `state` and S256 PKCE verifier every time.
+    pub fn authorize(&self) -> AuthorizeRequest {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = self
+            .oauth
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        AuthorizeRequest {
+            url,
+            state: Secret::new(state.secret().clone()),
+            pkce_verifier: Secret::new(verifier.secret().clone()),
+        }
+    }
+
+    /// Exchanges an authorization code (valid 60 s, single use) for a token.
+    pub async fn exchange_code(&self, code: &str, pkce_verifier: &Secret) -> Result<Token, LmsError> {
+        let mut request = self
+            .oauth
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
+        if self.token_type == TokenTypeRequest::Jwt {
+            request = request.add_extra_param("token_type", "jwt");
+        }
+        let response = request.request_async(&self.http).await.map_err(token_error)?;
+        self.token_from(response)
+    }
+
+    fn token_from(&self, response: oauth2::basic::BasicTokenResponse) -> Result<Token, LmsError> {
+        let garbage = |detail: String| LmsError::Garbage { endpoint: Endpoint::Token, detail };
+        let kind = match response.token_type() {
+            BasicTokenType::Bearer => TokenKind::Bearer,
+            BasicTokenType::Extension(t) => TokenKind::from_token_type(t)
+                .ok_or_else(|| garbage(format!("unknown token_type {t:?}")))?,
+            BasicTokenType::Mac => return Err(garbage("unsupported token_type \"mac\"".into())),
+        };
+        let access_token = Secret::new(response.access_token().secret().clone());
+        if access_token.expose().is_empty() {
+            return Err(garbage("empty access_token".into()));
+        }
+        let now = unix_now();
+        let from_expires_in = response.expires_in().map(|d| now + d.as_secs() as i64);
+        let mut token = Token {
+            access_token,
+            kind,
+            expires_at: from_expires_in,
+            // RFC 6749 §5.1: an omitted scope means the requested scopes were granted.
+            scopes: match response.scopes() {
+                Some(scopes) => scopes.iter().map(|s| s.to_string()).collect(),
+                None => self.scopes.clone(),
+            },
+            refresh_token: response.refresh_token().map(|r| Secret::new(r.secret().clone())),
+        };
+        if let Some(exp) = token.claims().and_then(|c| c.expires_at()) {
+            token.expires_at = Some(token.expires_at.map_or(exp, |e| e.min(exp)));
+        }
+        Ok(token)
+    }
+
+    /// `GET /api/user/v1/me` (no trailing slash): whose token this is.
+    pub async fn me(&self, token: &Token) -> Result<Me, LmsError> {
+        let url = join(&self.api_root, "api/user/v1/me");
+        let body = self.get(Endpoint::Me, url, token).await?;
+        parse(Endpoint::Me, &body)
+    }
+
+    /// `GET /api/user/v1/accounts/{username}` (no trailing slash): the person's own account.
+    pub async fn account(&self, token: &Token, username: &str) -> Result<Account, LmsError> {
+        let mut url = join(&self.api_root, "api/user/v1/accounts");
+        // push() percent-encodes the username as one path segment.
+        url.path_segments_mut()
+            .map_err(|()| LmsError::Garbage { endpoint: Endpoint::Account, detail: "bad URL".into() })?
+            .push(username);
+        let body = self.get(Endpoint::Account, url, token).await?;
+        let account: Account = parse(Endpoint::Account, &body)?;
+        if account.username != username {
+            return Err(LmsError::Garbage {
+                endpoint: Endpoint::Account,
+                detail: "the account returned is not the one asked for".into(),
+            });
+        }
+        Ok(account)
+    }
+
+    /// GETs an API with the token; the body of a 200, or the error the status means.
+    async fn get(&self, endpoint: Endpoint, url: Url, token: &Token) -> Result<Vec<u8>, LmsError> {
+        let response = self
+            .http
+            .get(url)
+            .header(header::AUTHORIZATION, token.authorization())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(endpoint, &e))?;
+        let status = response.status();
+        let body = read_body(response).await.map_err(|e| match e {
+            BodyError::Transport(e) => transport_error(endpoint, &e),
+            BodyError::TooLarge => LmsError::Garbage { endpoint, detail: "body over 1 MiB".into() },
+        })?;
+        match status {
+            StatusCode::OK => Ok(body),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(LmsError::Rejected {
+                endpoint,
+                status: status.as_u16(),
+                excerpt: excerpt(&body),
+            }),
+            _ => Err(LmsError::Status { endpoint, status: status.as_u16(), excerpt: excerpt(&body) }),
+        }
+    }
+
+}
+
+/// The one HTTP client for every LMS call, handed to the `oauth2` crate for token requests.
+#[derive(Clone)]
+struct Transport(reqwest::Client);
+
+impl std::ops::Deref for Transport {
+    type Target = reqwest::Client;
+    fn deref(&self) -> &reqwest::Client {
+        &self.0
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for Transport {
+    type Error = TransportError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
+}
+
+/// Statuses the token endpoint may legitimately use (200, and 400/401 with an OAuth error body)
+/// go back to the `oauth2` crate; anything else is an error here, with its status kept for the log.
+async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    let request = reqwest::Request::try_from(request).map_err(TransportError::Build)?;
+    let response = http.execute(request).await.map_err(TransportError::Reqwest)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_body(response).await.map_err(|e| match e {
+        BodyError::Transport(e) => TransportError::Reqwest(e),
+        BodyError::TooLarge => TransportError::TooLarge,
+    })?;
+    if !matches!(status.as_u16(), 200 | 400 | 401) {
+        return Err(TransportError::Status { status: status.as_u16(), excerpt: excerpt(&body) });
+    }
+    let mut out = HttpResponse::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// Parses an API body (kept out of the async code: a generic `DeserializeOwned` there trips
+/// rustc's "`Send` is not general enough" in axum handlers).
+fn parse<T: DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T, LmsError> {
+    serde_json::from_slice(body)
+        .map_err(|e| LmsError::Garbage { endpoint, detail: format!("{e} in {:?}", excerpt(body)) })
+}
+
+/// Errors of the HTTP function given to the `oauth2` crate.
+#[derive(Debug)]
+enum TransportError {
+    Build(reqwest::Error),
+    Reqwest(reqwest::Error),
+    TooLarge,
+    Status { status: u16, excerpt: String },
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Build(e) | Self::Reqwest(e) => write!(f, "{e}"),
+            Self::TooLarge => f.write_str("body over 1 MiB"),
+            Self::Status { status, .. } => write!(f, "HTTP {status}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+fn token_error(error: RequestTokenError<TransportError, BasicErrorResponse>) -> LmsError {
+    let endpoint = Endpoint::Token;
+    match error {
+        RequestTokenError::ServerResponse(e) => LmsError::OAuth {
+            error: e.error().as_ref().to_owned(),
+            description: e.error_description().cloned(),
+        },
+        RequestTokenError::Request(TransportError::Reqwest(e)) => transport_error(endpoint, &e),
+        RequestTokenError::Request(TransportError::Status { status, excerpt }) => {
+            LmsError::Status { endpoint, status, excerpt }
+        }
+        RequestTokenError::Request(e) => LmsError::Garbage { endpoint, detail: e.to_string() },
+        // The body of a 200 may hold a token, so only the parser's message is kept.
+        RequestTokenError::Parse(e, _body) => LmsError::Garbage { endpoint, detail: e.to_string() },
+        RequestTokenError::Other(detail) => LmsError::Garbage { endpoint, detail },
+    }
+}
+
+fn transport_error(endpoint: Endpoint, error: &reqwest::Error) -> LmsError {
+    if error.is_timeout() {
+        LmsError::Timeout { endpoint }
+    } else {
+        // The URL in reqwest's message holds no secret (tokens travel in headers and bodies).
+        let mut detail = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            detail = format!("{detail}: {s}");
+            source = s.source();
+        }
+        LmsError::Unreachable { endpoint, detail }
+    }
+}
+
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The start of a body, for logs: at most [`EXCERPT_CHARS`] characters, invalid UTF-8 replaced.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(EXCERPT_CHARS).collect()
+}
+
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+

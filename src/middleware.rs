@@ -1,0 +1,135 @@
+//! The whole middleware stack, assembled in one place: a request id and one log line per request,
+//! a request timeout, panic catching, and security headers on every response.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::Response,
+};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::error::error_page;
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// What a handler (and the error page) may need to know about the request being served.
+#[derive(Clone)]
+struct RequestContext {
+    id: Arc<str>,
+    lms: Arc<str>,
+}
+
+/// Settings the stack needs, computed once at start.
+#[derive(Clone)]
+pub struct StackConfig {
+    /// The LMS's name on pages: its browser-facing host.
+    pub lms_name: Arc<str>,
+    pub request_timeout: Duration,
+    pub content_security_policy: HeaderValue,
+}
+
+/// The id of the request being served, as printed in its log line and on its error page.
+pub fn current_request_id() -> String {
+    CONTEXT.try_with(|c| c.id.to_string()).unwrap_or_else(|_| "-".into())
+}
+
+/// The LMS's display name, for messages.
+pub fn current_lms() -> String {
+    CONTEXT.try_with(|c| c.lms.to_string()).unwrap_or_else(|_| "the LMS".into())
+}
+
+/// Wraps the router in the stack; the first layer added is the innermost.
+pub fn stack(router: Router, config: StackConfig) -> Router {
+    router
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // The panic message may hold anything; it goes nowhere near the page.
+            tracing::error!("a handler panicked");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "This app ran into a problem on its side. Please try again.",
+            )
+        }))
+        .layer(middleware::from_fn_with_state(config.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(config, request_context))
+}
+
+/// Gives the request an id, serves it within its timeout, and logs one line: method, path (never
+/// the query string, which carries the authorization code), status and latency.
+async fn request_context(State(config): State<StackConfig>, request: Request, next: Next) -> Response {
+    let id: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", id = %id);
+    let context = RequestContext { id: id.clone(), lms: config.lms_name.clone() };
+    let mut response = CONTEXT
+        .scope(context.clone(), async {
+            match tokio::time::timeout(config.request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => error_page(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "This is taking too long",
+                    "The page could not be prepared in time. Please try again.",
+                ),
+            }
+        })
+        .instrument(span.clone())
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "served"
+        );
+    });
+    response
+}
+
+/// Headers every response carries unless its handler chose otherwise. Pages here show personal
+/// data and sign-in codes pass through them, so nothing is cached and no referrer leaves.
+async fn security_headers(State(config): State<StackConfig>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, config.content_security_policy.clone()),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    for (name, value) in defaults {
+        headers.entry(name).or_insert(value);
+    }
+    response
+}
+
+/// A CSP with no script at all: the pages need none. Images may come from the LMS (profile
+/// pictures), which may sit on another host or a CDN, hence `https:` and the LMS origin.
+pub fn content_security_policy(lms_origin: &str) -> HeaderValue {
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data: https: {lms_origin}; \
+         form-action 'self' {lms_origin}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data: https:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}

@@ -1,0 +1,161 @@
+//! Sign-in: `GET /` sends the browser to the LMS, `GET /authorize/` is where it comes back.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, Uri},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    error::AppError,
+    lms::unix_now,
+    session::{self, AppSession, PendingSignIn, SignedIn},
+};
+
+/// Where a person lands after signing in when the sign-in named no `next`.
+const DEFAULT_NEXT: &str = "/profile/";
+/// Real callbacks are a few hundred bytes; anything far larger is not from the LMS.
+const MAX_CALLBACK_QUERY: usize = 4096;
+
+#[derive(Deserialize)]
+struct StartQuery {
+    next: Option<String>,
+}
+
+/// `GET /[?next=/path]`: a fresh `state` and PKCE verifier, kept in the session, and a 303 to the
+/// LMS authorize endpoint.
+pub async fn start(
+    State(state): State<AppState>,
+    session: AppSession,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let next = serde_urlencoded::from_str::<StartQuery>(uri.query().unwrap_or(""))
+        .ok()
+        .and_then(|q| q.next);
+    let next = match next {
+        Some(n) if is_safe_next(&n) => Some(n),
+        Some(_) => {
+            tracing::info!("ignored a next parameter that is not a same-origin path");
+            None
+        }
+        None => None,
+    };
+    let request = state.lms.authorize();
+    session
+        .begin_sign_in(PendingSignIn {
+            state: request.state,
+            pkce_verifier: request.pkce_verifier,
+            next,
+            started_at: unix_now(),
+        })
+        .await?;
+    Ok(Redirect::to(request.url.as_str()).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /authorize/?code=..&state=..` (or `?error=..&state=..`): checks `state` against the
+/// session, exchanges the code, reads the account, and signs the person in under a new session
+/// id. Ends in a 303 so the code never stays in the address bar and a reload cannot replay it.
+pub async fn callback(
+    State(state): State<AppState>,
+    session: AppSession,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let raw = uri.query().unwrap_or("");
+    if raw.len() > MAX_CALLBACK_QUERY {
+        return Err(AppError::BadCallback("its query string is far too long"));
+    }
+    let query: CallbackQuery = serde_urlencoded::from_str(raw)
+        .map_err(|_| AppError::BadCallback("its query string is malformed"))?;
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let returned_state =
+        non_empty(query.state).ok_or(AppError::BadCallback("it carries no state"))?;
+
+    let cookie_name = session::cookie_name(state.config.secure_cookies());
+    let pending = session
+        .take_pending(&returned_state, session::cookie_sent(&headers, cookie_name))
+        .await?
+        .map_err(AppError::SignInInterrupted)?;
+
+    let code = match (non_empty(query.code), non_empty(query.error)) {
+        (Some(code), None) => code,
+        (None, Some(error)) if error == "access_denied" => return Err(AppError::Declined),
+        (None, Some(code)) => {
+            return Err(AppError::AuthorizeError { code, description: query.error_description });
+        }
+        (Some(_), Some(_)) => return Err(AppError::BadCallback("it carries both a code and an error")),
+        (None, None) => return Err(AppError::BadCallback("it carries neither a code nor an error")),
+    };
+
+    let token = state.lms.exchange_code(&code, &pending.pkce_verifier).await?;
+    let me = state.lms.me(&token).await?;
+    let account = state.lms.account(&token, &me.username).await?;
+    let user_id = account.id.or_else(|| token.claims().and_then(|c| c.user_id()));
+    let now = unix_now();
+    state
+        .store
+        .record_sign_in(&account.username, user_id, account.email.as_deref(), account.name.as_deref(), now)
+        .await?;
+    tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
+    session.complete_sign_in(SignedIn { token, account, signed_in_at: now }).await?;
+
+    Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())
+}
+
+/// `next` must be a path on this site: `/x`, never `//evil`, `/\evil`, `https://evil` or an
+/// encoded form of those. Browsers treat `\` as `/` and strip tabs and newlines, so those are
+/// refused too, before and after one round of percent-decoding.
+pub fn is_safe_next(next: &str) -> bool {
+    fn same_origin_path(s: &str) -> bool {
+        s.starts_with('/') && !s.starts_with("//") && !s.contains('\\') && !s.chars().any(char::is_control)
+    }
+    let decoded: String = url::form_urlencoded::parse(format!("x={next}").as_bytes())
+        .map(|(_, v)| v.into_owned())
+        .next()
+        .unwrap_or_default();
+    next.len() <= 1024
+        && !next.contains(' ')
+        && same_origin_path(next)
+        && same_origin_path(&decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_safe_next;
+
+    #[test]
+    fn next_accepts_same_origin_paths() {
+        for ok in ["/", "/profile/", "/courses?page=2", "/a%20b"] {
+            assert!(is_safe_next(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn next_refuses_other_origins_and_their_encodings() {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert!(!is_safe_next(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! A string that must never reach a log, an error page or `Debug` output.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Holds a token or similar credential. `Debug` prints `[redacted]`; there is no `Display`, so
+/// formatting it into a message takes a deliberate call to [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_value() {
+        let secret = Secret::new("eyJhbGciOi.top.secret");
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+        assert_eq!(secret.expose(), "eyJhbGciOi.top.secret");
+    }
+}

@@ -1,0 +1,199 @@
+//! The typed session: what the app keeps server-side for one browser, under named keys.
+//!
+//! The cookie holds only the session id; the pending sign-in (state, PKCE verifier, `next`) and,
+//! after sign-in, the token and account live in the session store (SQLite by default), so any
+//! process sharing the database can serve any request.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use time::Duration;
+use tower_sessions::{
+    Expiry, Session, SessionManagerLayer, SessionStore,
+    cookie::SameSite,
+};
+
+use crate::{
+    config::Config,
+    error::AppError,
+    lms::{Account, Token, unix_now},
+    secret::Secret,
+};
+
+const PENDING_KEY: &str = "pending_sign_ins";
+const SIGNED_IN_KEY: &str = "signed_in";
+/// A sign-in not completed within this time must start again (the LMS code itself lives 60 s).
+pub const PENDING_TTL_SECS: i64 = 600;
+/// Sign-ins started in several tabs each keep their own state; older ones beyond this are dropped.
+const MAX_PENDING: usize = 5;
+
+/// The session cookie's name. `__Host-` makes browsers refuse it unless it is `Secure`, host-only
+/// and `Path=/`, so it is used whenever the app is served over https.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure { "__Host-profiles_session" } else { "profiles_session" }
+}
+
+/// The session layer with every cookie flag set on purpose. `SameSite=Lax`, not tower-sessions'
+/// default `Strict`: the LMS's redirect back to `/authorize/` is a cross-site navigation, and a
+/// `Strict` cookie would not come with it.
+pub fn layer<S: SessionStore + Clone>(store: S, config: &Config) -> SessionManagerLayer<S> {
+    let secure = config.secure_cookies();
+    let idle = Duration::try_from(config.session_idle).unwrap_or(Duration::hours(8));
+    SessionManagerLayer::new(store)
+        .with_name(cookie_name(secure))
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// A sign-in that went to the LMS and has not come back yet.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub state: Secret,
+    pub pkce_verifier: Secret,
+    /// Where to go after signing in: a same-origin path, checked before it was stored.
+    pub next: Option<String>,
+    pub started_at: i64,
+}
+
+/// A signed-in person: the token (server-side only) and the account read at sign-in.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub token: Token,
+    pub account: Account,
+    pub signed_in_at: i64,
+}
+
+/// Why a callback's `state` could not be matched to a sign-in this browser started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The browser sent no session cookie: blocked cookies, another browser, or a host mismatch
+    /// (`localhost` versus `127.0.0.1`).
+    NoCookie,
+    /// A cookie, but no sign-in waiting in its session (expired session, or already completed).
+    NoPendingSignIn,
+    /// Sign-ins are waiting, but none with this `state`: forged, or from another browser.
+    StateMismatch,
+    /// The matching sign-in is older than [`PENDING_TTL_SECS`].
+    Expired,
+}
+
+impl Interrupted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCookie => "no session cookie",
+            Self::NoPendingSignIn => "no pending sign-in in the session",
+            Self::StateMismatch => "state does not match",
+            Self::Expired => "pending sign-in expired",
+        }
+    }
+}
+
+pub struct AppSession(Session);
+
+impl<S: Send + Sync> FromRequestParts<S> for AppSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| AppError::Internal(format!("session layer missing: {msg}")))?;
+        Ok(Self(session))
+    }
+}
+
+impl AppSession {
+    /// Remembers a sign-in that is about to leave for the LMS.
+    pub async fn begin_sign_in(&self, pending: PendingSignIn) -> Result<(), AppError> {
+        let mut list: Vec<PendingSignIn> = self.0.get(PENDING_KEY).await?.unwrap_or_default();
+        list.retain(|p| unix_now() - p.started_at < PENDING_TTL_SECS);
+        list.push(pending);
+        if list.len() > MAX_PENDING {
+            list.drain(..list.len() - MAX_PENDING);
+        }
+        self.0.insert(PENDING_KEY, list).await?;
+        Ok(())
+    }
+
+    /// Removes the pending sign-in whose `state` matches, and saves the session at once, so the
+    /// state is spent before the (slow) code exchange starts: a replayed callback finds nothing.
+    pub async fn take_pending(
+        &self,
+        state: &str,
+        cookie_sent: bool,
+    ) -> Result<Result<PendingSignIn, Interrupted>, AppError> {
+        let mut list: Vec<PendingSignIn> = match self.0.get(PENDING_KEY).await? {
+            Some(list) => list,
+            None if cookie_sent => return Ok(Err(Interrupted::NoPendingSignIn)),
+            None => return Ok(Err(Interrupted::NoCookie)),
+        };
+        let Some(index) = list
+            .iter()
+            .position(|p| bool::from(p.state.expose().as_bytes().ct_eq(state.as_bytes())))
+        else {
+            return Ok(Err(Interrupted::StateMismatch));
+        };
+        let pending = list.remove(index);
+        if list.is_empty() {
+            self.0.remove_value(PENDING_KEY).await?;
+        } else {
+            self.0.insert(PENDING_KEY, list).await?;
+        }
+        self.0.save().await?;
+        if unix_now() - pending.started_at >= PENDING_TTL_SECS {
+            return Ok(Err(Interrupted::Expired));
+        }
+        Ok(Ok(pending))
+    }
+
+    /// Signs the person in under a new session id (against session fixation).
+    pub async fn complete_sign_in(&self, signed_in: SignedIn) -> Result<(), AppError> {
+        self.0.cycle_id().await?;
+        self.0.insert(SIGNED_IN_KEY, signed_in).await?;
+        Ok(())
+    }
+
+    pub async fn signed_in(&self) -> Result<Option<SignedIn>, AppError> {
+        Ok(self.0.get(SIGNED_IN_KEY).await?)
+    }
+
+    /// Deletes the whole session, server-side and cookie.
+    pub async fn sign_out(&self) -> Result<(), AppError> {
+        self.0.flush().await?;
+        Ok(())
+    }
+}
+
+/// Whether the request carried the session cookie at all (for telling the person, and the log,
+/// why a callback could not be matched).
+pub fn cookie_sent(headers: &axum::http::HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|pair| pair.trim().split_once('=').is_some_and(|(k, _)| k == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn cookie_sent_matches_the_exact_name_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_static("a=1; profiles_session_x=2"));
+        assert!(!cookie_sent(&headers, "profiles_session"));
+        headers.append("cookie", HeaderValue::from_static("profiles_session=abc"));
+        assert!(cookie_sent(&headers, "profiles_session"));
+    }
+
+    #[test]
+    fn https_deployments_get_the_host_prefixed_cookie() {
+        assert_eq!(cookie_name(true), "__Host-profiles_session");
+        assert_eq!(cookie_name(false), "profiles_session");
+    }
+}

@@ -1,0 +1,308 @@
+//! A development stand-in for the Open edX LMS: a small axum server that speaks the LMS's wire
+//! format as `../shared/openedx.md` describes it, so a newcomer can sign in without an LMS and the
+//! tests never need one.
+//!
+//! It is a dev/test tool: everything lives in memory, the consent form has no CSRF token, and its
+//! login form stands in for the authn MFE. It is started by `profiles demo` and by the tests only;
+//! nothing on the app's request paths reaches it except through the configured `LMS_URL`.
+//!
+//! What it reproduces (section numbers of `openedx.md`):
+//! - `/oauth2/authorize` and `/oauth2/access_token` with and without the trailing slash; user
+//!   APIs without it only (§1, §6);
+//! - fatal authorize errors as a 400 page, the rest as `error=` redirects; the login redirect;
+//!   a consent page that is skipped for `--skip-authorization` apps and once approved (§9, §5);
+//! - single-use codes that expire after 60 s, PKCE checked when a challenge was sent (§2, §4);
+//! - `token_type=jwt` in the body (or `X-Token-Type`) giving an HS256 JWT with the LMS's claims and
+//!   `"token_type": "JWT"`, `expires_in` 3600; otherwise an opaque `Bearer` token, 36000 (§2, §3);
+//! - `Authorization: JWT` for JWTs, `Bearer` for opaque tokens, and a JWT sent as `Bearer`
+//!   rejected with `token_nonexistent` (§6).
+
+mod api;
+mod authorize;
+mod token;
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use url::Url;
+
+use crate::templates::render;
+
+/// Scopes the LMS knows (`OAUTH2_PROVIDER['SCOPES']`).
+pub const KNOWN_SCOPES: [&str; 8] =
+    ["read", "write", "email", "profile", "certificates:read", "grades:read", "tpa:read", "user_id"];
+/// Scopes every application may ask for (`DEFAULT_SCOPES`), and the ones used when none are asked.
+pub const DEFAULT_SCOPES: [&str; 4] = ["read", "write", "email", "profile"];
+/// The LMS's session cookie in devstack; a name unlike the app's, since cookies ignore ports.
+pub const SESSION_COOKIE: &str = "lms_sessionid";
+
+/// A DOT application as `create_dot_application` registers it.
+#[derive(Clone, Debug)]
+pub struct RegisteredClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+    /// `--skip-authorization`: no consent page.
+    pub skip_authorization: bool,
+    /// `--scopes`: the `ApplicationAccess` scopes beyond the defaults, e.g. `user_id`.
+    pub scopes: Vec<String>,
+}
+
+/// A learner account on the stand-in.
+#[derive(Clone, Debug)]
+pub struct LmsUser {
+    pub id: i64,
+    pub username: String,
+    pub password: String,
+    pub email: String,
+    pub name: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub country: Option<String>,
+    pub bio: Option<String>,
+    pub languages: Vec<String>,
+    pub date_joined: String,
+    pub is_staff: bool,
+}
+
+impl LmsUser {
+    /// The demo learner `profiles demo` prints the credentials of.
+    pub fn demo_learner() -> Self {
+        Self {
+            id: 7,
+            username: "learner".into(),
+            password: "learner-password".into(),
+            email: "learner@example.com".into(),
+            name: "Ada Lovelace".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            country: Some("GB".into()),
+            bio: Some("Writes the first programs for an engine that does not exist yet.".into()),
+            languages: vec!["en".into(), "fr".into()],
+            date_joined: "2024-01-15T10:00:00Z".into(),
+            is_staff: false,
+        }
+    }
+}
+
+/// How the stand-in behaves; the defaults are the LMS's.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `JWT_AUTH['JWT_SECRET_KEY']` (HS256). Devstack's value.
+    pub jwt_secret: String,
+    /// `JWT_AUTH['JWT_AUDIENCE']`. Devstack's value.
+    pub jwt_audience: String,
+    /// DOT `AUTHORIZATION_CODE_EXPIRE_SECONDS`.
+    pub code_lifetime: Duration,
+    /// `JWT_ACCESS_TOKEN_EXPIRE_SECONDS`.
+    pub jwt_lifetime: Duration,
+    /// DOT `ACCESS_TOKEN_EXPIRE_SECONDS`.
+    pub opaque_lifetime: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: "lms-secret".into(),
+            jwt_audience: "lms-key".into(),
+            code_lifetime: Duration::from_secs(60),
+            jwt_lifetime: Duration::from_secs(3600),
+            opaque_lifetime: Duration::from_secs(36000),
+        }
+    }
+}
+
+/// A token request as it arrived, for tests to inspect.
+#[derive(Clone, Debug)]
+pub struct RecordedTokenRequest {
+    /// The form fields in order.
+    pub form: Vec<(String, String)>,
+    /// `(client_id, client_secret)` from an HTTP Basic header, URL-decoded as DOT does.
+    pub basic_auth: Option<(String, String)>,
+    pub x_token_type: Option<String>,
+}
+
+impl RecordedTokenRequest {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An API request as it arrived: the path and the `Authorization` header.
+#[derive(Clone, Debug)]
+pub struct RecordedApiRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+struct Grant {
+    client_id: String,
+    username: String,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+    scopes: Vec<String>,
+    challenge: Option<(String, String)>,
+    expires_at: tokio::time::Instant,
+}
+
+struct IssuedToken {
+    username: String,
+    expires_at: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    clients: HashMap<String, RegisteredClient>,
+    users: HashMap<String, LmsUser>,
+    /// Browser sessions: cookie value to username.
+    sessions: HashMap<String, String>,
+    grants: HashMap<String, Grant>,
+    opaque_tokens: HashMap<String, IssuedToken>,
+    /// (username, client_id, sorted scopes) once approved: consent is skipped from then on.
+    approvals: HashSet<(String, String, Vec<String>)>,
+    calls: HashMap<&'static str, usize>,
+    token_requests: Vec<RecordedTokenRequest>,
+    api_requests: Vec<RecordedApiRequest>,
+}
+
+/// State shared by the stand-in's handlers.
+#[derive(Clone)]
+struct Shared {
+    base: Url,
+    settings: Arc<Settings>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps behind; keep serving.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count(&self, endpoint: &'static str) {
+        *self.lock().calls.entry(endpoint).or_default() += 1;
+    }
+
+    /// `JWT_AUTH['JWT_ISSUER']`: the LMS root plus `/oauth2`.
+    fn issuer(&self) -> String {
+        format!("{}/oauth2", self.base.as_str().trim_end_matches('/'))
+    }
+
+    fn logged_in_user(&self, headers: &HeaderMap) -> Option<LmsUser> {
+        let sid = cookie(headers, SESSION_COOKIE)?;
+        let inner = self.lock();
+        let username = inner.sessions.get(&sid)?;
+        inner.users.get(username).cloned()
+    }
+}
+
+/// A running stand-in.
+pub struct StandIn {
+    shared: Shared,
+    task: JoinHandle<()>,
+}
+
+impl StandIn {
+    /// Binds `addr` (port 0 for a random one) and serves in the background.
+    pub async fn spawn(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let base = Url::parse(&format!("http://{local}/"))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let shared =
+            Shared { base, settings: Arc::new(settings), inner: Arc::new(Mutex::new(Inner::default())) };
+        let router = router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the LMS stand-in stopped");
+            }
+        });
+        Ok(Self { shared, task })
+    }
+
+    /// The stand-in's root URL, e.g. `http://127.0.0.1:8090/`.
+    pub fn url(&self) -> &Url {
+        &self.shared.base
+    }
+
+    pub fn register_client(&self, client: RegisteredClient) {
+        self.shared.lock().clients.insert(client.client_id.clone(), client);
+    }
+
+    pub fn add_user(&self, user: LmsUser) {
+        self.shared.lock().users.insert(user.username.clone(), user);
+    }
+
+    /// How many requests reached an endpoint: `login`, `authorize`, `token`, `me`, `accounts`.
+    pub fn calls(&self, endpoint: &str) -> usize {
+        self.shared.lock().calls.get(endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn token_requests(&self) -> Vec<RecordedTokenRequest> {
+        self.shared.lock().token_requests.clone()
+    }
+
+    pub fn api_requests(&self) -> Vec<RecordedApiRequest> {
+        self.shared.lock().api_requests.clone()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/login", get(authorize::login_form).post(authorize::login))
+        .route("/oauth2/authorize", get(authorize::authorize).post(authorize::consent))
+        .route("/oauth2/authorize/", get(authorize::authorize).post(authorize::consent))
+        .route("/oauth2/access_token", axum::routing::post(token::access_token))
+        .route("/oauth2/access_token/", axum::routing::post(token::access_token))
+        .route("/api/user/v1/me", get(api::me))
+        .route("/api/user/v1/accounts/{username}", get(api::account))
+        .fallback(|| async { page(StatusCode::NOT_FOUND, "Page not found", "No such page on this LMS.") })
+        .with_state(shared)
+}
+
+/// The value of one cookie in the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A random URL-safe string like DOT's generated codes and tokens.
+fn random_token(len: usize) -> String {
+    use rand::{Rng, distributions::Alphanumeric};
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+#[derive(askama::Template)]
+#[template(path = "standin/message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A stand-in page with a title and one paragraph.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    (status, render(&MessagePage { title, message })).into_response()
+}

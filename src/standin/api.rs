@@ -1,0 +1,164 @@
+//! `/api/user/v1/me` and `/api/user/v1/accounts/{username}`, with the LMS's two authentication
+//! schemes (`openedx.md` §6).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{LmsUser, RecordedApiRequest, Shared, token::hmac};
+use crate::lms::unix_now;
+
+/// `JWT_AUTH['JWT_LEEWAY']`.
+const LEEWAY_SECS: i64 = 1;
+
+pub async fn me(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    s.count("me");
+    match authenticate(&s, &headers, "/api/user/v1/me") {
+        Ok(user) => Json(json!({ "username": user.username })).into_response(),
+        Err(response) => response,
+    }
+}
+
+pub async fn account(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Response {
+    s.count("accounts");
+    let caller = match authenticate(&s, &headers, &format!("/api/user/v1/accounts/{username}")) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let Some(user) = s.lock().users.get(&username).cloned() else {
+        return (StatusCode::NOT_FOUND, Json(json!({ "detail": "Not found." }))).into_response();
+    };
+    if caller.username == user.username || caller.is_staff {
+        Json(full_account(&s, &user)).into_response()
+    } else {
+        // Someone else's private account: only the public fields.
+        let full = full_account(&s, &user);
+        Json(json!({
+            "username": full["username"],
+            "account_privacy": "private",
+            "profile_image": full["profile_image"],
+        }))
+        .into_response()
+    }
+}
+
+/// Who the `Authorization` header belongs to, or the 401 DRF would send.
+fn authenticate(s: &Shared, headers: &HeaderMap, path: &str) -> Result<LmsUser, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    s.lock().api_requests.push(RecordedApiRequest {
+        path: path.to_owned(),
+        authorization: authorization.map(str::to_owned),
+    });
+    let (scheme, credentials) = authorization.and_then(|a| a.split_once(' ')).unwrap_or(("", ""));
+    let username = if scheme.eq_ignore_ascii_case("jwt") {
+        verify_jwt(s, credentials.trim()).map_err(|detail| unauthorized(json!(detail), "JWT realm=\"api\""))?
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        opaque_token_owner(s, credentials.trim())?
+    } else {
+        return Err(unauthorized(json!("Authentication credentials were not provided."), "JWT realm=\"api\""));
+    };
+    s.lock().users.get(&username).cloned().ok_or_else(|| unauthorized(json!("User not found."), "JWT realm=\"api\""))
+}
+
+/// What edx-drf-extensions checks: signature (HS256 with the LMS secret), `aud`, `iss`, `exp`,
+/// and a supported `version`.
+fn verify_jwt(s: &Shared, jwt: &str) -> Result<String, &'static str> {
+    let invalid = "Error decoding token.";
+    let (signing_input, signature) = jwt.rsplit_once('.').ok_or(invalid)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid)?;
+    let expected = hmac(&s.settings.jwt_secret, signing_input);
+    if !bool::from(expected.ct_eq(&signature)) {
+        return Err(invalid);
+    }
+    let payload = signing_input.split_once('.').ok_or(invalid)?.1;
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid)?).map_err(|_| invalid)?;
+    if claims["aud"] != json!(s.settings.jwt_audience) || claims["iss"] != json!(s.issuer()) {
+        return Err(invalid);
+    }
+    let exp = claims["exp"].as_i64().ok_or(invalid)?;
+    if exp + LEEWAY_SECS < unix_now() {
+        return Err("Signature has expired.");
+    }
+    if !claims["version"].as_str().is_some_and(|v| v.starts_with("1.")) {
+        return Err(invalid);
+    }
+    claims["preferred_username"].as_str().map(str::to_owned).ok_or(invalid)
+}
+
+/// The LMS's `BearerAuthentication`: a database lookup, so a JWT sent as `Bearer` is simply not
+/// found.
+fn opaque_token_owner(s: &Shared, token: &str) -> Result<String, Response> {
+    let inner = s.lock();
+    let www = "Bearer realm=\"api\"";
+    match inner.opaque_tokens.get(token) {
+        Some(t) if t.expires_at > unix_now() => Ok(t.username.clone()),
+        Some(_) => Err(unauthorized(
+            json!({ "error_code": "token_expired", "developer_message": "The provided access token has expired and is no longer valid." }),
+            www,
+        )),
+        None => Err(unauthorized(
+            json!({ "error_code": "token_nonexistent", "developer_message": "The provided access token does not match any valid tokens." }),
+            www,
+        )),
+    }
+}
+
+fn unauthorized(detail: Value, www_authenticate: &'static str) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "detail": detail }))).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(www_authenticate));
+    response
+}
+
+/// The owner's view: the `admin_fields` of `ACCOUNT_VISIBILITY_CONFIGURATION`, with `null` for
+/// what the learner never filled in.
+fn full_account(s: &Shared, user: &LmsUser) -> Value {
+    let root = s.base.as_str().trim_end_matches('/');
+    let image = |size: u32| format!("{root}/static/images/profiles/default_{size}.png");
+    json!({
+        "account_privacy": "all_users",
+        "profile_image": {
+            "has_image": false,
+            "image_url_full": image(500),
+            "image_url_large": image(120),
+            "image_url_medium": image(50),
+            "image_url_small": image(30),
+        },
+        "username": user.username,
+        "bio": user.bio,
+        "course_certificates": null,
+        "country": user.country,
+        "date_joined": user.date_joined,
+        "language_proficiencies": user.languages.iter().map(|code| json!({ "code": code })).collect::<Vec<_>>(),
+        "level_of_education": null,
+        "social_links": [],
+        "time_zone": null,
+        "name": user.name,
+        "email": user.email,
+        "id": user.id,
+        "verified_name": null,
+        "extended_profile": [],
+        "gender": null,
+        "state": null,
+        "goals": null,
+        "is_active": true,
+        "last_login": null,
+        "mailing_address": null,
+        "requires_parental_consent": false,
+        "secondary_email": null,
+        "secondary_email_enabled": null,
+        "year_of_birth": null,
+        "phone_number": null,
+        "pending_name_change": null,
+    })
+}

@@ -1,0 +1,261 @@
+//! `/login` and `/oauth2/authorize`: the browser-facing half of the stand-in (`openedx.md` §4, §5, §9).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+
+use super::{
+    DEFAULT_SCOPES, Grant, KNOWN_SCOPES, RegisteredClient, SESSION_COOKIE, Shared, page,
+    random_token,
+};
+use crate::templates::render;
+
+#[derive(Template)]
+#[template(path = "standin/login.html")]
+struct LoginPage<'a> {
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "standin/consent.html")]
+struct ConsentPage<'a> {
+    client_id: &'a str,
+    username: &'a str,
+    scopes: Vec<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_form(uri: Uri) -> Response {
+    let params = query_params(&uri);
+    let next = params.get("next").map_or("/", String::as_str);
+    render(&LoginPage { next, error: None })
+}
+
+/// Logs a learner in (by username or email, as the LMS allows) and returns to `next`.
+pub async fn login(State(s): State<Shared>, Form(form): Form<LoginForm>) -> Response {
+    s.count("login");
+    let user = {
+        let inner = s.lock();
+        inner
+            .users
+            .values()
+            .find(|u| {
+                (u.username == form.username || u.email == form.username) && u.password == form.password
+            })
+            .cloned()
+    };
+    let Some(user) = user else {
+        let login = LoginPage { next: &form.next, error: Some("Username or password is incorrect.") };
+        return (StatusCode::BAD_REQUEST, render(&login)).into_response();
+    };
+    let sid = random_token(32);
+    s.lock().sessions.insert(sid.clone(), user.username);
+    let next = if form.next.starts_with('/') && !form.next.starts_with("//") { &form.next } else { "/" };
+    (
+        StatusCode::FOUND,
+        [
+            (header::SET_COOKIE, format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax")),
+            (header::LOCATION, next.to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+/// A request the authorize endpoint accepted; what a code will be bound to.
+struct Accepted {
+    client: RegisteredClient,
+    redirect_uri: String,
+    redirect_uri_sent: bool,
+    scopes: Vec<String>,
+    state: Option<String>,
+    challenge: Option<(String, String)>,
+}
+
+/// `GET /oauth2/authorize[/]`: validates, sends a stranger to the login page, and either issues a
+/// code at once (consent skipped or given before) or shows the consent page.
+pub async fn authorize(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    s.count("authorize");
+    let accepted = match validate(&s, &query_params(&uri)) {
+        Ok(accepted) => accepted,
+        Err(response) => return response,
+    };
+    let Some(user) = s.logged_in_user(&headers) else {
+        let here = uri.path_and_query().map_or("/oauth2/authorize/", |p| p.as_str());
+        let login = format!("/login?next={}", percent_encoding::utf8_percent_encode(here, QUERY_VALUE));
+        return found(&login);
+    };
+    let params = query_params(&uri);
+    let force = params.get("approval_prompt").is_some_and(|p| p == "force");
+    let approval = approval_key(&user.username, &accepted);
+    let approved = s.lock().approvals.contains(&approval);
+    if accepted.client.skip_authorization || (approved && !force) {
+        return issue_code(&s, &user.username, accepted);
+    }
+    let scopes = accepted.scopes.iter().map(|scope| describe(scope)).collect();
+    render(&ConsentPage { client_id: &accepted.client.client_id, username: &user.username, scopes })
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    allow: Option<String>,
+}
+
+/// `POST /oauth2/authorize[/]`: the consent form, posted back to the same URL, whose query string
+/// still carries the request (which is how PKCE survives the LMS's consent page, §4).
+pub async fn consent(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    s.count("authorize");
+    let accepted = match validate(&s, &query_params(&uri)) {
+        Ok(accepted) => accepted,
+        Err(response) => return response,
+    };
+    let Some(user) = s.logged_in_user(&headers) else {
+        return page(StatusCode::FORBIDDEN, "Not signed in", "Sign in to the LMS first.");
+    };
+    if form.allow.is_none() {
+        let mut params = vec![("error", "access_denied")];
+        if let Some(state) = &accepted.state {
+            params.push(("state", state));
+        }
+        return found(&with_params(&accepted.redirect_uri, &params));
+    }
+    let approval = approval_key(&user.username, &accepted);
+    s.lock().approvals.insert(approval);
+    issue_code(&s, &user.username, accepted)
+}
+
+/// The checks DOT and oauthlib make, in their order. Client and redirect URI problems are fatal
+/// (a 400 page, no redirect); the rest go back to the redirect URI as `error=`.
+fn validate(s: &Shared, params: &HashMap<String, String>) -> Result<Accepted, Response> {
+    let fatal = |description: &str| {
+        page(StatusCode::BAD_REQUEST, "Error: invalid_request", description)
+    };
+    let client = params
+        .get("client_id")
+        .and_then(|id| s.lock().clients.get(id).cloned())
+        .ok_or_else(|| fatal("Invalid client_id parameter value."))?;
+    let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.contains(uri) => (uri.clone(), true),
+        Some(_) => return Err(fatal("Mismatching redirect URI.")),
+        None if client.redirect_uris.len() == 1 => (client.redirect_uris[0].clone(), false),
+        None => return Err(fatal("Missing redirect URI.")),
+    };
+    let state = params.get("state").cloned();
+    let error = |code: &str| {
+        let mut pairs = vec![("error", code)];
+        if let Some(state) = &state {
+            pairs.push(("state", state));
+        }
+        found(&with_params(&redirect_uri, &pairs))
+    };
+    if params.get("response_type").map(String::as_str) != Some("code") {
+        return Err(error("unsupported_response_type"));
+    }
+    let scopes: Vec<String> = match params.get("scope") {
+        Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
+        None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+    };
+    let allowed = |scope: &str| {
+        KNOWN_SCOPES.contains(&scope)
+            && (DEFAULT_SCOPES.contains(&scope) || client.scopes.iter().any(|s| s == scope))
+    };
+    if scopes.is_empty() || !scopes.iter().all(|s| allowed(s)) {
+        return Err(error("invalid_scope"));
+    }
+    let challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+        (None, _) => None,
+        // oauthlib: a challenge without a method is `plain`.
+        (Some(c), None) => Some((c.clone(), "plain".to_owned())),
+        (Some(c), Some(m)) if m == "S256" || m == "plain" => Some((c.clone(), m.clone())),
+        (Some(_), Some(_)) => return Err(error("invalid_request")),
+    };
+    Ok(Accepted { client, redirect_uri, redirect_uri_sent, scopes, state, challenge })
+}
+
+fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
+    let code = random_token(30);
+    let grant = Grant {
+        client_id: accepted.client.client_id.clone(),
+        username: username.to_owned(),
+        redirect_uri: accepted.redirect_uri.clone(),
+        redirect_uri_sent: accepted.redirect_uri_sent,
+        scopes: accepted.scopes,
+        challenge: accepted.challenge,
+        expires_at: tokio::time::Instant::now() + s.settings.code_lifetime,
+    };
+    s.lock().grants.insert(code.clone(), grant);
+    let mut params = vec![("code", code.as_str())];
+    if let Some(state) = &accepted.state {
+        params.push(("state", state));
+    }
+    found(&with_params(&accepted.redirect_uri, &params))
+}
+
+fn approval_key(username: &str, accepted: &Accepted) -> (String, String, Vec<String>) {
+    let mut scopes = accepted.scopes.clone();
+    scopes.sort();
+    (username.to_owned(), accepted.client.client_id.clone(), scopes)
+}
+
+/// The LMS's own wording of each scope (`OAUTH2_PROVIDER['SCOPES']`).
+fn describe(scope: &str) -> &'static str {
+    match scope {
+        "read" => "Read access",
+        "write" => "Write access",
+        "email" => "Know your email address",
+        "profile" => "Know your name and username",
+        "user_id" => "Know your user identifier",
+        "certificates:read" => "Retrieve your course certificates",
+        "grades:read" => "Retrieve your grades for your enrolled courses",
+        "tpa:read" => "Retrieve your third-party authentication username mapping",
+        _ => "Unknown permission",
+    }
+}
+
+/// Characters to escape in a query value.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Appends parameters to a redirect URI, with `&` when it already has a query (as DOT does).
+fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    format!("{redirect_uri}{separator}{query}")
+}
+
+/// A 302, as Django's `HttpResponseRedirect` answers.
+fn found(location: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.to_owned())]).into_response()
+}
+
+/// Query parameters; for a repeated name the first value wins.
+fn query_params(uri: &Uri) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
+}

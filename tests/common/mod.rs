@@ -1,0 +1,171 @@
+//! Runs the real app and the LMS stand-in on random loopback ports, each app with its own SQLite
+//! database, and a browser-like HTTP client that keeps cookies and does not follow redirects.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use profiles::{
+    AppState, app,
+    config::Config,
+    standin::{LmsUser, RegisteredClient, Settings, StandIn},
+};
+use reqwest::{StatusCode, cookie::CookieStore, header};
+use tokio::{net::TcpListener, task::JoinHandle};
+use url::Url;
+
+pub const CLIENT_ID: &str = "profiles-test";
+pub const CLIENT_SECRET: &str = "test-client-secret-value";
+
+pub struct TestApp {
+    pub url: Url,
+    pub standin: StandIn,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub vars: HashMap<String, String>,
+    pub db_path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub struct Options {
+    pub vars: Vec<(&'static str, String)>,
+    pub skip_authorization: bool,
+    pub settings: Settings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { vars: vec![], skip_authorization: false, settings: Settings::default() }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), options.settings).await.unwrap();
+    standin.add_user(LmsUser::demo_learner());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    standin.register_client(RegisteredClient {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        redirect_uris: vec![format!("{url}authorize/")],
+        skip_authorization: options.skip_authorization,
+        scopes: vec!["user_id".into()],
+    });
+    let db_path = std::env::temp_dir()
+        .join(format!("profiles-test-{:016x}", rand::random::<u64>()))
+        .join("profiles.db");
+    let mut vars: HashMap<String, String> = [
+        ("LMS_URL", standin.url().to_string()),
+        ("LMS_CLIENT_ID", CLIENT_ID.into()),
+        ("LMS_CLIENT_SECRET", CLIENT_SECRET.into()),
+        ("PUBLIC_URL", url.to_string()),
+        ("DATABASE_URL", format!("sqlite://{}", db_path.display())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in options.vars {
+        vars.insert(k.into(), v);
+    }
+    let task = serve(listener, &vars).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    TestApp { url, standin, client: browser(&jar), jar, vars, db_path, task }
+}
+
+async fn serve(listener: TcpListener, vars: &HashMap<String, String>) -> JoinHandle<()> {
+    let config = Config::from_vars(vars).expect("test config");
+    let state = AppState::new(config).await.expect("app state");
+    tokio::spawn(async move {
+        axum::serve(listener, app(state)).await.unwrap();
+    })
+}
+
+/// A client that keeps cookies in `jar` like a browser and never follows redirects by itself.
+pub fn browser(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Where a redirect points, resolved against the URL that answered.
+pub fn location(response: &reqwest::Response) -> Url {
+    let value = response.headers().get(header::LOCATION).expect("a Location header");
+    response.url().join(value.to_str().unwrap()).unwrap()
+}
+
+impl TestApp {
+    /// `GET /` and the LMS authorize URL it redirects to.
+    pub async fn start_sign_in(&self) -> Url {
+        let response = self.client.get(self.url.clone()).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        location(&response)
+    }
+
+    /// Plays the learner at the stand-in: log in when asked, approve consent when shown. Returns
+    /// the callback URL the LMS sends the browser back to.
+    pub async fn approve_at_lms(&self, authorize: Url) -> Url {
+        self.answer_at_lms(authorize, true).await
+    }
+
+    pub async fn answer_at_lms(&self, authorize: Url, allow: bool) -> Url {
+        let mut response = self.client.get(authorize.clone()).send().await.unwrap();
+        if response.status() == StatusCode::FOUND && location(&response).path() == "/login" {
+            let next = location(&response)
+                .query_pairs()
+                .find(|(k, _)| k == "next")
+                .map(|(_, v)| v.into_owned())
+                .unwrap();
+            let login = self.standin.url().join("/login").unwrap();
+            let form = [("username", "learner"), ("password", "learner-password"), ("next", next.as_str())];
+            let logged_in = self.client.post(login).form(&form).send().await.unwrap();
+            assert_eq!(logged_in.status(), StatusCode::FOUND, "login at the stand-in");
+            response = self.client.get(location(&logged_in)).send().await.unwrap();
+        }
+        if response.status() == StatusCode::OK {
+            let choice = if allow { ("allow", "Authorize") } else { ("cancel", "Cancel") };
+            response = self.client.post(response.url().clone()).form(&[choice]).send().await.unwrap();
+        }
+        assert_eq!(response.status(), StatusCode::FOUND, "the LMS redirects back");
+        location(&response)
+    }
+
+    /// The whole sign-in; returns the callback's response (a 303 to `/profile/` on success).
+    pub async fn sign_in(&self) -> reqwest::Response {
+        let authorize = self.start_sign_in().await;
+        let callback = self.approve_at_lms(authorize).await;
+        self.client.get(callback).send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url.join(path).unwrap()).send().await.unwrap()
+    }
+
+    /// The session cookie the browser holds for the app, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        let header = self.jar.cookies(&self.url)?;
+        header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix("profiles_session=").map(str::to_owned))
+    }
+
+    /// Stops this app and starts a fresh process-equivalent on the same database and cookie jar.
+    pub async fn restart(&mut self) {
+        self.task.abort();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        self.task = serve(listener, &self.vars).await;
+    }
+}
