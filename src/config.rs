@@ -118,19 +118,27 @@ impl Config {
             None => parse_root_url("PUBLIC_URL", &format!("http://{bind}"))?,
         };
         let scopes = parse_scopes(get("LMS_SCOPES").unwrap_or(DEFAULT_SCOPES))?;
-        let token_type = match get("LMS_TOKEN_TYPE").map(str::to_ascii_lowercase).as_deref() {
+        let token_type = match get("LMS_TOKEN_TYPE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("jwt") => TokenTypeRequest::Jwt,
             Some("bearer") => TokenTypeRequest::Bearer,
             Some(other) => return Err(invalid("LMS_TOKEN_TYPE", other, "use jwt or bearer")),
         };
-        let client_auth = match get("LMS_CLIENT_AUTH").map(str::to_ascii_lowercase).as_deref() {
+        let client_auth = match get("LMS_CLIENT_AUTH")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("basic") => ClientAuth::Basic,
             Some("post") => ClientAuth::Post,
             Some(other) => return Err(invalid("LMS_CLIENT_AUTH", other, "use basic or post")),
         };
         let lms_timeout = Duration::from_secs(positive(vars, "LMS_TIMEOUT_SECS", 10)?);
         let session_idle = Duration::from_secs(60 * positive(vars, "SESSION_IDLE_MINUTES", 480)?);
-        let database_url = get("DATABASE_URL").unwrap_or(DEFAULT_DATABASE_URL).to_owned();
+        let database_url = get("DATABASE_URL")
+            .unwrap_or(DEFAULT_DATABASE_URL)
+            .to_owned();
         if !database_url.starts_with("sqlite:") {
             return Err(invalid(
                 "DATABASE_URL",
@@ -181,7 +189,10 @@ fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> 
 }
 
 fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
-    ConfigError { variable, problem: format!("{value:?} is not valid; {fix}") }
+    ConfigError {
+        variable,
+        problem: format!("{value:?} is not valid; {fix}"),
+    }
 }
 
 fn positive(
@@ -226,7 +237,11 @@ fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
         ));
     }
     if scopes.iter().any(|s| s.contains(',')) {
-        return Err(invalid("LMS_SCOPES", value, "separate scopes with spaces, not commas"));
+        return Err(invalid(
+            "LMS_SCOPES",
+            value,
+            "separate scopes with spaces, not commas",
+        ));
     }
     Ok(scopes)
 }
@@ -258,7 +273,10 @@ mod tests {
         assert_eq!(config.token_type, TokenTypeRequest::Jwt);
         assert_eq!(config.client_auth, ClientAuth::Basic);
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.redirect_uri().as_str(), "http://127.0.0.1:8080/authorize/");
+        assert_eq!(
+            config.redirect_uri().as_str(),
+            "http://127.0.0.1:8080/authorize/"
+        );
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert!(!config.secure_cookies());
     }
@@ -301,7 +319,10 @@ mod tests {
             ("LMS_URL", "https://lms.example.org"),
         ]))
         .expect("valid");
-        assert_eq!(config.redirect_uri().as_str(), "https://apps.example.org/profiles/authorize/");
+        assert_eq!(
+            config.redirect_uri().as_str(),
+            "https://apps.example.org/profiles/authorize/"
+        );
         assert_eq!(
             join(&config.lms_url, "oauth2/authorize/").as_str(),
             "https://lms.example.org/oauth2/authorize/"

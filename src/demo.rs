@@ -16,18 +16,29 @@ pub const DEMO_CLIENT_ID: &str = "profiles-demo";
 /// Runs until Ctrl-C. `vars` is the environment (with `.env` applied); the LMS settings in it are
 /// replaced by the stand-in's, everything else (`BIND`, `DATABASE_URL`, `RUST_LOG`...) is kept.
 pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
-    let lms_bind = vars.get("DEMO_LMS_BIND").map_or(DEFAULT_DEMO_LMS_BIND, String::as_str);
-    let lms_addr: SocketAddr = lms_bind
-        .parse()
-        .map_err(|_| format!("DEMO_LMS_BIND: {lms_bind:?} is not an address:port; use e.g. 127.0.0.1:8090"))?;
-    let bind = vars.get("BIND").cloned().unwrap_or_else(|| DEFAULT_BIND.to_owned());
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|e| format!("BIND: cannot listen on {bind}: {e}; set BIND to a free port, e.g. BIND=127.0.0.1:8081"))?;
+    let lms_bind = vars
+        .get("DEMO_LMS_BIND")
+        .map_or(DEFAULT_DEMO_LMS_BIND, String::as_str);
+    let lms_addr: SocketAddr = lms_bind.parse().map_err(|_| {
+        format!("DEMO_LMS_BIND: {lms_bind:?} is not an address:port; use e.g. 127.0.0.1:8090")
+    })?;
+    let bind = vars
+        .get("BIND")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+    let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|e| {
+        format!(
+            "BIND: cannot listen on {bind}: {e}; set BIND to a free port, e.g. BIND=127.0.0.1:8081"
+        )
+    })?;
     let app_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let standin = StandIn::spawn(lms_addr, Settings::default())
         .await
-        .map_err(|e| format!("DEMO_LMS_BIND: cannot listen on {lms_addr}: {e}; set DEMO_LMS_BIND to a free port"))?;
+        .map_err(|e| {
+            format!(
+                "DEMO_LMS_BIND: cannot listen on {lms_addr}: {e}; set DEMO_LMS_BIND to a free port"
+            )
+        })?;
 
     let public_url = format!("http://{app_addr}/");
     let secret = format!("demo-{:032x}", rand::random::<u128>());
@@ -53,10 +64,18 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     println!();
     println!("  profiles demo is running.");
     println!("  Open            {public_url}");
-    println!("  Sign in as      {} / {}", learner.username, learner.password);
-    println!("  LMS stand-in    {} (a development stand-in, not a real LMS)", standin.url());
+    println!(
+        "  Sign in as      {} / {}",
+        learner.username, learner.password
+    );
+    println!(
+        "  LMS stand-in    {} (a development stand-in, not a real LMS)",
+        standin.url()
+    );
     println!("  Stop with Ctrl-C.");
     println!();
 
-    crate::serve(listener, state).await.map_err(|e| e.to_string())
+    crate::serve(listener, state)
+        .await
+        .map_err(|e| e.to_string())
 }

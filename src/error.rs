@@ -24,7 +24,10 @@ pub enum AppError {
     /// The person pressed Cancel on the LMS consent page (`error=access_denied`).
     Declined,
     /// Any other `error=` the LMS sent back to the callback.
-    AuthorizeError { code: String, description: Option<String> },
+    AuthorizeError {
+        code: String,
+        description: Option<String>,
+    },
     /// A callback URL that is not one the LMS sends.
     BadCallback(&'static str),
     /// `invalid_grant`: the code expired (60 s), was used already, or the PKCE verifier differs.
@@ -77,7 +80,11 @@ impl AppError {
     fn page(&self) -> Page {
         use StatusCode as S;
         let lms = current_lms();
-        let page = |status, title, message: String| Page { status, title, message };
+        let page = |status, title, message: String| Page {
+            status,
+            title,
+            message,
+        };
         match self {
             Self::SignInInterrupted(Interrupted::NoCookie) => page(
                 S::BAD_REQUEST,
@@ -123,7 +130,9 @@ impl AppError {
             Self::BadCallback(why) => page(
                 S::BAD_REQUEST,
                 "This is not a sign-in link",
-                format!("This address is not one the LMS sends you back to ({why}). Please start again."),
+                format!(
+                    "This address is not one the LMS sends you back to ({why}). Please start again."
+                ),
             ),
             Self::CodeRejected => page(
                 S::BAD_REQUEST,
@@ -182,17 +191,21 @@ impl AppError {
 
     fn log(&self, status: StatusCode) {
         match self {
-            Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => tracing::error!(
-                %status, error = %self,
-                "the LMS rejected the client credentials: check LMS_CLIENT_ID, LMS_CLIENT_SECRET \
-                 and LMS_CLIENT_AUTH against the DOT application"
-            ),
+            Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => {
+                tracing::error!(
+                    %status, error = %self,
+                    "the LMS rejected the client credentials: check LMS_CLIENT_ID, LMS_CLIENT_SECRET \
+                     and LMS_CLIENT_AUTH against the DOT application"
+                )
+            }
             Self::Lms(LmsError::Rejected { .. }) => tracing::error!(
                 %status, error = %self,
                 "the LMS refused its own token: check LMS_TOKEN_TYPE and that the app is registered \
                  with the authorization-code grant"
             ),
-            _ if status.is_server_error() => tracing::error!(%status, error = %self, "request failed"),
+            _ if status.is_server_error() => {
+                tracing::error!(%status, error = %self, "request failed")
+            }
             _ => tracing::info!(%status, error = %self, "request refused"),
         }
     }
@@ -204,10 +217,16 @@ impl std::fmt::Display for AppError {
             Self::SignInInterrupted(why) => write!(f, "sign-in interrupted: {}", why.as_str()),
             Self::Declined => f.write_str("the person declined consent (access_denied)"),
             Self::AuthorizeError { code, description } => {
-                write!(f, "authorize error {code}: {}", description.as_deref().unwrap_or("-"))
+                write!(
+                    f,
+                    "authorize error {code}: {}",
+                    description.as_deref().unwrap_or("-")
+                )
             }
             Self::BadCallback(why) => write!(f, "bad callback: {why}"),
-            Self::CodeRejected => f.write_str("the LMS answered invalid_grant to the code exchange"),
+            Self::CodeRejected => {
+                f.write_str("the LMS answered invalid_grant to the code exchange")
+            }
             Self::Lms(e) => write!(f, "{e}"),
             Self::NotFound => f.write_str("not found"),
             Self::Session(e) => write!(f, "session store: {e}"),

@@ -47,7 +47,11 @@ impl AppState {
     pub async fn new(config: Config) -> Result<Self, String> {
         let store = Store::connect(&config.database_url).await?;
         let lms = LmsClient::new(&config)?;
-        Ok(Self { config: Arc::new(config), lms, store })
+        Ok(Self {
+            config: Arc::new(config),
+            lms,
+            store,
+        })
     }
 }
 
@@ -56,7 +60,12 @@ pub fn app(state: AppState) -> Router {
     let config = &state.config;
     let lms_origin = config.lms_url.origin().ascii_serialization();
     let stack = middleware::StackConfig {
-        lms_name: config.lms_url.host_str().unwrap_or("the LMS").to_owned().into(),
+        lms_name: config
+            .lms_url
+            .host_str()
+            .unwrap_or("the LMS")
+            .to_owned()
+            .into(),
         // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS.
         request_timeout: config.lms_timeout * 3 + std::time::Duration::from_secs(5),
         content_security_policy: middleware::content_security_policy(&lms_origin),
@@ -71,10 +80,15 @@ pub fn app(state: AppState) -> Router {
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     use tower_sessions::ExpiredDeletion;
     let deletion = tokio::spawn(
-        state.store.session_store().continuously_delete_expired(tokio::time::Duration::from_secs(300)),
+        state
+            .store
+            .session_store()
+            .continuously_delete_expired(tokio::time::Duration::from_secs(300)),
     );
     let store = state.store.clone();
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await;
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     deletion.abort();
     store.close().await;
     result

@@ -18,9 +18,9 @@ pub mod token;
 use std::{fmt, future::Future, pin::Pin};
 
 use oauth2::{
-    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
-    Scope, TokenResponse, TokenUrl,
+    AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet,
+    EndpointSet, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse, TokenUrl,
     basic::{BasicClient, BasicErrorResponse, BasicTokenType},
 };
 use reqwest::{StatusCode, header};
@@ -71,27 +71,56 @@ pub enum LmsError {
     /// No complete answer within `LMS_TIMEOUT_SECS`.
     Timeout { endpoint: Endpoint },
     /// An HTTP status the protocol does not allow here (e.g. a 5xx or a 404).
-    Status { endpoint: Endpoint, status: u16, excerpt: String },
+    Status {
+        endpoint: Endpoint,
+        status: u16,
+        excerpt: String,
+    },
     /// A body that is not the JSON the LMS sends (HTML, missing fields, unknown token type...).
     Garbage { endpoint: Endpoint, detail: String },
     /// An OAuth 2 error from the token endpoint (RFC 6749 §5.2), e.g. `invalid_grant`.
-    OAuth { error: String, description: Option<String> },
+    OAuth {
+        error: String,
+        description: Option<String>,
+    },
     /// The API refused the token (401/403).
-    Rejected { endpoint: Endpoint, status: u16, excerpt: String },
+    Rejected {
+        endpoint: Endpoint,
+        status: u16,
+        excerpt: String,
+    },
 }
 
 impl fmt::Display for LmsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unreachable { endpoint, detail } => {
-                write!(f, "could not connect to the LMS at {}: {detail}", endpoint.path())
+                write!(
+                    f,
+                    "could not connect to the LMS at {}: {detail}",
+                    endpoint.path()
+                )
             }
-            Self::Timeout { endpoint } => write!(f, "the LMS did not answer {} in time", endpoint.path()),
-            Self::Status { endpoint, status, excerpt } => {
-                write!(f, "the LMS answered {} with HTTP {status}: {excerpt:?}", endpoint.path())
+            Self::Timeout { endpoint } => {
+                write!(f, "the LMS did not answer {} in time", endpoint.path())
+            }
+            Self::Status {
+                endpoint,
+                status,
+                excerpt,
+            } => {
+                write!(
+                    f,
+                    "the LMS answered {} with HTTP {status}: {excerpt:?}",
+                    endpoint.path()
+                )
             }
             Self::Garbage { endpoint, detail } => {
-                write!(f, "the LMS answered {} with an unusable body: {detail}", endpoint.path())
+                write!(
+                    f,
+                    "the LMS answered {} with an unusable body: {detail}",
+                    endpoint.path()
+                )
             }
             Self::OAuth { error, description } => {
                 write!(f, "the LMS token endpoint returned error={error}")?;
@@ -100,8 +129,16 @@ impl fmt::Display for LmsError {
                     None => Ok(()),
                 }
             }
-            Self::Rejected { endpoint, status, excerpt } => {
-                write!(f, "the LMS refused the token at {} with HTTP {status}: {excerpt:?}", endpoint.path())
+            Self::Rejected {
+                endpoint,
+                status,
+                excerpt,
+            } => {
+                write!(
+                    f,
+                    "the LMS refused the token at {} with HTTP {status}: {excerpt:?}",
+                    endpoint.path()
+                )
             }
         }
     }
@@ -139,7 +176,10 @@ impl LmsClient {
         let endpoint = |root: &Url, path: &str| join(root, path).to_string();
         let oauth = BasicClient::new(ClientId::new(config.client_id.clone()))
             .set_client_secret(config.client_secret.clone())
-            .set_auth_uri(AuthUrl::from_url(join(&config.lms_url, "oauth2/authorize/")))
+            .set_auth_uri(AuthUrl::from_url(join(
+                &config.lms_url,
+                "oauth2/authorize/",
+            )))
             .set_token_uri(
                 TokenUrl::new(endpoint(&config.lms_internal_url, "oauth2/access_token"))
                     .map_err(|e| e.to_string())?,
@@ -175,7 +215,11 @@ impl LmsClient {
     }
 
     /// Exchanges an authorization code (valid 60 s, single use) for a token.
-    pub async fn exchange_code(&self, code: &str, pkce_verifier: &Secret) -> Result<Token, LmsError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+    ) -> Result<Token, LmsError> {
         let mut request = self
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -183,12 +227,18 @@ impl LmsClient {
         if self.token_type == TokenTypeRequest::Jwt {
             request = request.add_extra_param("token_type", "jwt");
         }
-        let response = request.request_async(&self.http).await.map_err(token_error)?;
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
         self.token_from(response)
     }
 
     fn token_from(&self, response: oauth2::basic::BasicTokenResponse) -> Result<Token, LmsError> {
-        let garbage = |detail: String| LmsError::Garbage { endpoint: Endpoint::Token, detail };
+        let garbage = |detail: String| LmsError::Garbage {
+            endpoint: Endpoint::Token,
+            detail,
+        };
         let kind = match response.token_type() {
             BasicTokenType::Bearer => TokenKind::Bearer,
             BasicTokenType::Extension(t) => TokenKind::from_token_type(t)
@@ -210,7 +260,9 @@ impl LmsClient {
                 Some(scopes) => scopes.iter().map(|s| s.to_string()).collect(),
                 None => self.scopes.clone(),
             },
-            refresh_token: response.refresh_token().map(|r| Secret::new(r.secret().clone())),
+            refresh_token: response
+                .refresh_token()
+                .map(|r| Secret::new(r.secret().clone())),
         };
         if let Some(exp) = token.claims().and_then(|c| c.expires_at()) {
             token.expires_at = Some(token.expires_at.map_or(exp, |e| e.min(exp)));
@@ -230,7 +282,10 @@ impl LmsClient {
         let mut url = join(&self.api_root, "api/user/v1/accounts");
         // push() percent-encodes the username as one path segment.
         url.path_segments_mut()
-            .map_err(|()| LmsError::Garbage { endpoint: Endpoint::Account, detail: "bad URL".into() })?
+            .map_err(|()| LmsError::Garbage {
+                endpoint: Endpoint::Account,
+                detail: "bad URL".into(),
+            })?
             .push(username);
         let body = self.get(Endpoint::Account, url, token).await?;
         let account: Account = parse(Endpoint::Account, &body)?;
@@ -256,7 +311,10 @@ impl LmsClient {
         let status = response.status();
         let body = read_body(response).await.map_err(|e| match e {
             BodyError::Transport(e) => transport_error(endpoint, &e),
-            BodyError::TooLarge => LmsError::Garbage { endpoint, detail: "body over 1 MiB".into() },
+            BodyError::TooLarge => LmsError::Garbage {
+                endpoint,
+                detail: "body over 1 MiB".into(),
+            },
         })?;
         match status {
             StatusCode::OK => Ok(body),
@@ -265,10 +323,13 @@ impl LmsClient {
                 status: status.as_u16(),
                 excerpt: excerpt(&body),
             }),
-            _ => Err(LmsError::Status { endpoint, status: status.as_u16(), excerpt: excerpt(&body) }),
+            _ => Err(LmsError::Status {
+                endpoint,
+                status: status.as_u16(),
+                excerpt: excerpt(&body),
+            }),
         }
     }
-
 }
 
 /// The one HTTP client for every LMS call, handed to the `oauth2` crate for token requests.
@@ -293,9 +354,15 @@ impl<'c> AsyncHttpClient<'c> for Transport {
 
 /// Statuses the token endpoint may legitimately use (200, and 400/401 with an OAuth error body)
 /// go back to the `oauth2` crate; anything else is an error here, with its status kept for the log.
-async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+async fn send(
+    http: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, TransportError> {
     let request = reqwest::Request::try_from(request).map_err(TransportError::Build)?;
-    let response = http.execute(request).await.map_err(TransportError::Reqwest)?;
+    let response = http
+        .execute(request)
+        .await
+        .map_err(TransportError::Reqwest)?;
     let status = response.status();
     let headers = response.headers().clone();
     let body = read_body(response).await.map_err(|e| match e {
@@ -303,7 +370,10 @@ async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRespon
         BodyError::TooLarge => TransportError::TooLarge,
     })?;
     if !matches!(status.as_u16(), 200 | 400 | 401) {
-        return Err(TransportError::Status { status: status.as_u16(), excerpt: excerpt(&body) });
+        return Err(TransportError::Status {
+            status: status.as_u16(),
+            excerpt: excerpt(&body),
+        });
     }
     let mut out = HttpResponse::new(body);
     *out.status_mut() = status;
@@ -314,8 +384,10 @@ async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRespon
 /// Parses an API body (kept out of the async code: a generic `DeserializeOwned` there trips
 /// rustc's "`Send` is not general enough" in axum handlers).
 fn parse<T: DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T, LmsError> {
-    serde_json::from_slice(body)
-        .map_err(|e| LmsError::Garbage { endpoint, detail: format!("{e} in {:?}", excerpt(body)) })
+    serde_json::from_slice(body).map_err(|e| LmsError::Garbage {
+        endpoint,
+        detail: format!("{e} in {:?}", excerpt(body)),
+    })
 }
 
 /// Errors of the HTTP function given to the `oauth2` crate.
@@ -348,11 +420,21 @@ fn token_error(error: RequestTokenError<TransportError, BasicErrorResponse>) -> 
         },
         RequestTokenError::Request(TransportError::Reqwest(e)) => transport_error(endpoint, &e),
         RequestTokenError::Request(TransportError::Status { status, excerpt }) => {
-            LmsError::Status { endpoint, status, excerpt }
+            LmsError::Status {
+                endpoint,
+                status,
+                excerpt,
+            }
         }
-        RequestTokenError::Request(e) => LmsError::Garbage { endpoint, detail: e.to_string() },
+        RequestTokenError::Request(e) => LmsError::Garbage {
+            endpoint,
+            detail: e.to_string(),
+        },
         // The body of a 200 may hold a token, so only the parser's message is kept.
-        RequestTokenError::Parse(e, _body) => LmsError::Garbage { endpoint, detail: e.to_string() },
+        RequestTokenError::Parse(e, _body) => LmsError::Garbage {
+            endpoint,
+            detail: e.to_string(),
+        },
         RequestTokenError::Other(detail) => LmsError::Garbage { endpoint, detail },
     }
 }
@@ -390,10 +472,12 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError
 
 /// The start of a body, for logs: at most [`EXCERPT_CHARS`] characters, invalid UTF-8 replaced.
 fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(EXCERPT_CHARS).collect()
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect()
 }
 
 pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
-

@@ -18,7 +18,12 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
         .init();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => serve().await,
         ["demo"] => demo().await,
         ["-h" | "--help" | "help"] => {
@@ -44,7 +49,9 @@ async fn serve() -> Result<(), String> {
         .await
         .map_err(|e| format!("BIND: cannot listen on {bind}: {e}; choose a free address:port"))?;
     tracing::info!(%bind, "profiles is listening");
-    profiles::serve(listener, state).await.map_err(|e| e.to_string())
+    profiles::serve(listener, state)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn demo() -> Result<(), String> {

@@ -40,12 +40,16 @@ pub struct StackConfig {
 
 /// The id of the request being served, as printed in its log line and on its error page.
 pub fn current_request_id() -> String {
-    CONTEXT.try_with(|c| c.id.to_string()).unwrap_or_else(|_| "-".into())
+    CONTEXT
+        .try_with(|c| c.id.to_string())
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// The LMS's display name, for messages.
 pub fn current_lms() -> String {
-    CONTEXT.try_with(|c| c.lms.to_string()).unwrap_or_else(|_| "the LMS".into())
+    CONTEXT
+        .try_with(|c| c.lms.to_string())
+        .unwrap_or_else(|_| "the LMS".into())
 }
 
 /// Wraps the router in the stack; the first layer added is the innermost.
@@ -60,19 +64,29 @@ pub fn stack(router: Router, config: StackConfig) -> Router {
                 "This app ran into a problem on its side. Please try again.",
             )
         }))
-        .layer(middleware::from_fn_with_state(config.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            config.clone(),
+            security_headers,
+        ))
         .layer(middleware::from_fn_with_state(config, request_context))
 }
 
 /// Gives the request an id, serves it within its timeout, and logs one line: method, path (never
 /// the query string, which carries the authorization code), status and latency.
-async fn request_context(State(config): State<StackConfig>, request: Request, next: Next) -> Response {
+async fn request_context(
+    State(config): State<StackConfig>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("request", id = %id);
-    let context = RequestContext { id: id.clone(), lms: config.lms_name.clone() };
+    let context = RequestContext {
+        id: id.clone(),
+        lms: config.lms_name.clone(),
+    };
     let mut response = CONTEXT
         .scope(context.clone(), async {
             match tokio::time::timeout(config.request_timeout, next.run(request)).await {
@@ -87,7 +101,9 @@ async fn request_context(State(config): State<StackConfig>, request: Request, ne
         .instrument(span.clone())
         .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     span.in_scope(|| {
         tracing::info!(
@@ -103,14 +119,27 @@ async fn request_context(State(config): State<StackConfig>, request: Request, ne
 
 /// Headers every response carries unless its handler chose otherwise. Pages here show personal
 /// data and sign-in codes pass through them, so nothing is cached and no referrer leaves.
-async fn security_headers(State(config): State<StackConfig>, request: Request, next: Next) -> Response {
+async fn security_headers(
+    State(config): State<StackConfig>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let defaults = [
-        (header::CONTENT_SECURITY_POLICY, config.content_security_policy.clone()),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            config.content_security_policy.clone(),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
     ];
     for (name, value) in defaults {

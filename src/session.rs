@@ -8,10 +8,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::Duration;
-use tower_sessions::{
-    Expiry, Session, SessionManagerLayer, SessionStore,
-    cookie::SameSite,
-};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, cookie::SameSite};
 
 use crate::{
     config::Config,
@@ -30,7 +27,11 @@ const MAX_PENDING: usize = 5;
 /// The session cookie's name. `__Host-` makes browsers refuse it unless it is `Secure`, host-only
 /// and `Path=/`, so it is used whenever the app is served over https.
 pub fn cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-profiles_session" } else { "profiles_session" }
+    if secure {
+        "__Host-profiles_session"
+    } else {
+        "profiles_session"
+    }
 }
 
 /// The session layer with every cookie flag set on purpose. `SameSite=Lax`, not tower-sessions'
@@ -185,7 +186,10 @@ mod tests {
     #[test]
     fn cookie_sent_matches_the_exact_name_only() {
         let mut headers = HeaderMap::new();
-        headers.insert("cookie", HeaderValue::from_static("a=1; profiles_session_x=2"));
+        headers.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; profiles_session_x=2"),
+        );
         assert!(!cookie_sent(&headers, "profiles_session"));
         headers.append("cookie", HeaderValue::from_static("profiles_session=abc"));
         assert!(cookie_sent(&headers, "profiles_session"));

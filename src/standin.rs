@@ -40,8 +40,16 @@ use url::Url;
 use crate::templates::render;
 
 /// Scopes the LMS knows (`OAUTH2_PROVIDER['SCOPES']`).
-pub const KNOWN_SCOPES: [&str; 8] =
-    ["read", "write", "email", "profile", "certificates:read", "grades:read", "tpa:read", "user_id"];
+pub const KNOWN_SCOPES: [&str; 8] = [
+    "read",
+    "write",
+    "email",
+    "profile",
+    "certificates:read",
+    "grades:read",
+    "tpa:read",
+    "user_id",
+];
 /// Scopes every application may ask for (`DEFAULT_SCOPES`), and the ones used when none are asked.
 pub const DEFAULT_SCOPES: [&str; 4] = ["read", "write", "email", "profile"];
 /// The LMS's session cookie in devstack; a name unlike the app's, since cookies ignore ports.
@@ -135,7 +143,10 @@ pub struct RecordedTokenRequest {
 
 impl RecordedTokenRequest {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -187,7 +198,9 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain maps behind; keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn count(&self, endpoint: &'static str) {
@@ -220,8 +233,11 @@ impl StandIn {
         let local = listener.local_addr()?;
         let base = Url::parse(&format!("http://{local}/"))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let shared =
-            Shared { base, settings: Arc::new(settings), inner: Arc::new(Mutex::new(Inner::default())) };
+        let shared = Shared {
+            base,
+            settings: Arc::new(settings),
+            inner: Arc::new(Mutex::new(Inner::default())),
+        };
         let router = router(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -237,7 +253,10 @@ impl StandIn {
     }
 
     pub fn register_client(&self, client: RegisteredClient) {
-        self.shared.lock().clients.insert(client.client_id.clone(), client);
+        self.shared
+            .lock()
+            .clients
+            .insert(client.client_id.clone(), client);
     }
 
     pub fn add_user(&self, user: LmsUser) {
@@ -267,13 +286,31 @@ impl Drop for StandIn {
 fn router(shared: Shared) -> Router {
     Router::new()
         .route("/login", get(authorize::login_form).post(authorize::login))
-        .route("/oauth2/authorize", get(authorize::authorize).post(authorize::consent))
-        .route("/oauth2/authorize/", get(authorize::authorize).post(authorize::consent))
-        .route("/oauth2/access_token", axum::routing::post(token::access_token))
-        .route("/oauth2/access_token/", axum::routing::post(token::access_token))
+        .route(
+            "/oauth2/authorize",
+            get(authorize::authorize).post(authorize::consent),
+        )
+        .route(
+            "/oauth2/authorize/",
+            get(authorize::authorize).post(authorize::consent),
+        )
+        .route(
+            "/oauth2/access_token",
+            axum::routing::post(token::access_token),
+        )
+        .route(
+            "/oauth2/access_token/",
+            axum::routing::post(token::access_token),
+        )
         .route("/api/user/v1/me", get(api::me))
         .route("/api/user/v1/accounts/{username}", get(api::account))
-        .fallback(|| async { page(StatusCode::NOT_FOUND, "Page not found", "No such page on this LMS.") })
+        .fallback(|| async {
+            page(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "No such page on this LMS.",
+            )
+        })
         .with_state(shared)
 }
 
@@ -292,7 +329,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A random URL-safe string like DOT's generated codes and tokens.
 fn random_token(len: usize) -> String {
     use rand::{Rng, distributions::Alphanumeric};
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 #[derive(askama::Template)]

@@ -12,7 +12,7 @@ use sqlx::{
 use tower_sessions_sqlx_store::SqliteStore;
 
 /// The app's own record of one person who signed in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProfileRecord {
     pub username: String,
     pub user_id: Option<i64>,
@@ -39,9 +39,14 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("DATABASE_URL: cannot create folder {}: {e}", dir.display()))?;
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                format!("DATABASE_URL: cannot create folder {}: {e}", dir.display())
+            })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -57,7 +62,9 @@ impl Store {
 
     pub fn session_store(&self) -> SqliteStore {
         #[expect(clippy::expect_used, reason = "a constant, valid table name")]
-        SqliteStore::new(self.pool.clone()).with_table_name("sessions").expect("valid table name")
+        SqliteStore::new(self.pool.clone())
+            .with_table_name("sessions")
+            .expect("valid table name")
     }
 
     /// Records a sign-in: creates the row the first time, updates it on every later sign-in.
@@ -91,24 +98,14 @@ impl Store {
     }
 
     pub async fn profile(&self, username: &str) -> Result<Option<ProfileRecord>, sqlx::Error> {
-        let row: Option<(String, Option<i64>, Option<String>, Option<String>, i64, i64, i64)> =
-            sqlx::query_as(
-                "SELECT username, user_id, email, name, first_signed_in_at, last_signed_in_at,
+        sqlx::query_as(
+            "SELECT username, user_id, email, name, first_signed_in_at, last_signed_in_at,
                         sign_in_count
                  FROM profiles WHERE username = $1",
-            )
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| ProfileRecord {
-            username: r.0,
-            user_id: r.1,
-            email: r.2,
-            name: r.3,
-            first_signed_in_at: r.4,
-            last_signed_in_at: r.5,
-            sign_in_count: r.6,
-        }))
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     pub async fn close(&self) {
@@ -124,14 +121,22 @@ mod tests {
         let path = std::env::temp_dir()
             .join(format!("profiles-store-{}", rand::random::<u64>()))
             .join("db.sqlite");
-        Store::connect(&format!("sqlite://{}", path.display())).await.expect("store")
+        Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("store")
     }
 
     #[tokio::test]
     async fn a_second_sign_in_keeps_the_first_time_and_counts() {
         let store = temp_store().await;
-        store.record_sign_in("ada", Some(7), Some("a@x"), Some("Ada"), 100).await.expect("first");
-        store.record_sign_in("ada", None, Some("b@x"), None, 200).await.expect("second");
+        store
+            .record_sign_in("ada", Some(7), Some("a@x"), Some("Ada"), 100)
+            .await
+            .expect("first");
+        store
+            .record_sign_in("ada", None, Some("b@x"), None, 200)
+            .await
+            .expect("second");
         let record = store.profile("ada").await.expect("query").expect("row");
         assert_eq!(
             record,
@@ -151,7 +156,11 @@ mod tests {
     async fn migrations_apply_twice_without_error() {
         let path = std::env::temp_dir().join(format!("profiles-mig-{}.db", rand::random::<u64>()));
         let url = format!("sqlite://{}", path.display());
-        Store::connect(&url).await.expect("first start").close().await;
+        Store::connect(&url)
+            .await
+            .expect("first start")
+            .close()
+            .await;
         Store::connect(&url).await.expect("second start");
     }
 }

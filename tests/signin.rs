@@ -11,28 +11,56 @@ use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 
 fn query(url: &url::Url) -> HashMap<String, String> {
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 #[tokio::test]
 async fn a_cookie_keeping_browser_that_follows_redirects_ends_on_the_learners_profile() {
     let app = spawn_app().await;
-    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
 
     let login_page = browser.get(app.url.clone()).send().await.unwrap();
     assert_eq!(login_page.status(), StatusCode::OK);
     assert_eq!(login_page.url().path(), "/login");
     let next = query(login_page.url())["next"].clone();
 
-    let form = [("username", "learner"), ("password", "learner-password"), ("next", &next)];
-    let consent = browser.post(app.standin.url().join("/login").unwrap()).form(&form).send().await.unwrap();
+    let form = [
+        ("username", "learner"),
+        ("password", "learner-password"),
+        ("next", &next),
+    ];
+    let consent = browser
+        .post(app.standin.url().join("/login").unwrap())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(consent.url().path(), "/oauth2/authorize/");
     let consent_url = consent.url().clone();
-    assert!(consent.text().await.unwrap().contains("Know your user identifier"));
+    assert!(
+        consent
+            .text()
+            .await
+            .unwrap()
+            .contains("Know your user identifier")
+    );
 
-    let profile = browser.post(consent_url).form(&[("allow", "Authorize")]).send().await.unwrap();
+    let profile = browser
+        .post(consent_url)
+        .form(&[("allow", "Authorize")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(profile.status(), StatusCode::OK);
-    assert_eq!(profile.url().as_str(), app.url.join("/profile/").unwrap().as_str());
+    assert_eq!(
+        profile.url().as_str(),
+        app.url.join("/profile/").unwrap().as_str()
+    );
     let html = profile.text().await.unwrap();
     for expected in [
         "<h1 id=\"name\">Ada Lovelace</h1>",
@@ -56,12 +84,19 @@ async fn the_authorize_redirect_carries_every_parameter_and_an_s256_challenge_of
     let authorize = app.start_sign_in().await;
     assert_eq!(
         authorize.as_str().split('?').next().unwrap(),
-        app.standin.url().join("/oauth2/authorize/").unwrap().as_str()
+        app.standin
+            .url()
+            .join("/oauth2/authorize/")
+            .unwrap()
+            .as_str()
     );
     let params = query(&authorize);
     assert_eq!(params["response_type"], "code");
     assert_eq!(params["client_id"], CLIENT_ID);
-    assert_eq!(params["redirect_uri"], app.url.join("/authorize/").unwrap().as_str());
+    assert_eq!(
+        params["redirect_uri"],
+        app.url.join("/authorize/").unwrap().as_str()
+    );
     assert_eq!(params["scope"], "user_id email profile");
     assert_eq!(params["code_challenge_method"], "S256");
     assert!(params["state"].len() >= 22, "state has at least 128 bits");
@@ -71,8 +106,13 @@ async fn the_authorize_redirect_carries_every_parameter_and_an_s256_challenge_of
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     let token_request = app.standin.token_requests().pop().unwrap();
-    let verifier = token_request.field("code_verifier").expect("a code_verifier");
-    assert_eq!(URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), params["code_challenge"]);
+    let verifier = token_request
+        .field("code_verifier")
+        .expect("a code_verifier");
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+        params["code_challenge"]
+    );
 }
 
 #[tokio::test]
@@ -93,14 +133,28 @@ async fn the_token_request_asks_for_a_jwt_and_authenticates_with_http_basic() {
     let request = app.standin.token_requests().pop().unwrap();
     assert_eq!(request.field("grant_type"), Some("authorization_code"));
     assert_eq!(request.field("token_type"), Some("jwt"));
-    assert_eq!(request.field("redirect_uri"), Some(app.url.join("/authorize/").unwrap().as_str()));
-    assert_eq!(request.basic_auth, Some((CLIENT_ID.into(), CLIENT_SECRET.into())));
-    assert_eq!(request.field("client_secret"), None, "the secret is not also in the body");
+    assert_eq!(
+        request.field("redirect_uri"),
+        Some(app.url.join("/authorize/").unwrap().as_str())
+    );
+    assert_eq!(
+        request.basic_auth,
+        Some((CLIENT_ID.into(), CLIENT_SECRET.into()))
+    );
+    assert_eq!(
+        request.field("client_secret"),
+        None,
+        "the secret is not also in the body"
+    );
 }
 
 #[tokio::test]
 async fn post_client_authentication_puts_the_credentials_in_the_body() {
-    let app = spawn_app_with(Options { vars: vec![("LMS_CLIENT_AUTH", "post".into())], ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_CLIENT_AUTH", "post".into())],
+        ..Default::default()
+    })
+    .await;
     assert_eq!(app.sign_in().await.status(), StatusCode::SEE_OTHER);
 
     let request = app.standin.token_requests().pop().unwrap();
@@ -119,16 +173,31 @@ async fn a_jwt_is_sent_to_the_user_apis_with_the_jwt_scheme() {
     assert_eq!(paths, ["/api/user/v1/me", "/api/user/v1/accounts/learner"]);
     for call in &calls {
         let authorization = call.authorization.as_deref().unwrap();
-        assert!(authorization.starts_with("JWT eyJ"), "{}", &authorization[..10]);
+        assert!(
+            authorization.starts_with("JWT eyJ"),
+            "{}",
+            &authorization[..10]
+        );
     }
 }
 
 #[tokio::test]
 async fn an_opaque_token_is_sent_with_the_bearer_scheme() {
-    let app = spawn_app_with(Options { vars: vec![("LMS_TOKEN_TYPE", "bearer".into())], ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_TOKEN_TYPE", "bearer".into())],
+        ..Default::default()
+    })
+    .await;
     assert_eq!(app.sign_in().await.status(), StatusCode::SEE_OTHER);
 
-    assert_eq!(app.standin.token_requests().pop().unwrap().field("token_type"), None);
+    assert_eq!(
+        app.standin
+            .token_requests()
+            .pop()
+            .unwrap()
+            .field("token_type"),
+        None
+    );
     for call in app.standin.api_requests() {
         let authorization = call.authorization.unwrap();
         assert!(authorization.starts_with("Bearer ") && !authorization.contains('.'));
@@ -148,7 +217,11 @@ async fn a_successful_callback_redirects_to_the_profile_and_its_reload_is_refuse
 
     let reload = app.client.get(callback).send().await.unwrap();
     assert_eq!(reload.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(app.standin.calls("token"), 1, "the replayed code never reached the LMS");
+    assert_eq!(
+        app.standin.calls("token"),
+        1,
+        "the replayed code never reached the LMS"
+    );
     let html = reload.text().await.unwrap();
     assert!(html.contains("Sign-in was interrupted"), "{html}");
     assert!(html.contains("href=\"/\""), "a way to start again");
@@ -161,11 +234,21 @@ async fn callback_with_a_wrong_state_is_rejected_and_signs_nobody_in() {
     let app = spawn_app().await;
     let mut callback = app.approve_at_lms(app.start_sign_in().await).await;
     let code = query(&callback)["code"].clone();
-    callback.query_pairs_mut().clear().append_pair("code", &code).append_pair("state", "forged-state");
+    callback
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", "forged-state");
 
     let response = app.client.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap().contains("does not belong to a sign-in started in this browser"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("does not belong to a sign-in started in this browser")
+    );
     assert_eq!(app.standin.calls("token"), 0);
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
 }
@@ -177,7 +260,13 @@ async fn callback_with_a_missing_state_is_rejected_and_signs_nobody_in() {
     let code = query(&callback)["code"].clone();
     let response = app.get(&format!("/authorize/?code={code}")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap().contains("it carries no state"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("it carries no state")
+    );
     assert_eq!(app.standin.calls("token"), 0);
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
 }
@@ -186,11 +275,20 @@ async fn callback_with_a_missing_state_is_rejected_and_signs_nobody_in() {
 async fn callback_in_a_browser_without_the_session_cookie_is_rejected() {
     let app = spawn_app().await;
     let callback = app.approve_at_lms(app.start_sign_in().await).await;
-    let other_browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let other_browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     let response = other_browser.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.text().await.unwrap().contains("came back from the LMS without this site"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("came back from the LMS without this site")
+    );
     assert_eq!(app.standin.calls("token"), 0);
 }
 
@@ -203,7 +301,10 @@ async fn declining_consent_shows_a_page_that_says_so_with_a_way_to_try_again() {
     let response = app.client.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let html = response.text().await.unwrap();
-    assert!(html.contains("You declined to share your profile"), "{html}");
+    assert!(
+        html.contains("You declined to share your profile"),
+        "{html}"
+    );
     assert!(html.contains("<a class=\"button\" href=\"/\">Start again</a>"));
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
 }
@@ -212,10 +313,14 @@ async fn declining_consent_shows_a_page_that_says_so_with_a_way_to_try_again() {
 async fn the_session_id_changes_at_sign_in() {
     let app = spawn_app().await;
     let authorize = app.start_sign_in().await;
-    let before = app.session_cookie().expect("a session cookie once sign-in starts");
+    let before = app
+        .session_cookie()
+        .expect("a session cookie once sign-in starts");
     let callback = app.approve_at_lms(authorize).await;
     app.client.get(callback).send().await.unwrap();
-    let after = app.session_cookie().expect("a session cookie after sign-in");
+    let after = app
+        .session_cookie()
+        .expect("a session cookie after sign-in");
     assert_ne!(before, after);
     assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
 }
@@ -224,12 +329,18 @@ async fn the_session_id_changes_at_sign_in() {
 async fn the_session_cookie_is_http_only_and_same_site_lax() {
     let app = spawn_app().await;
     let response = app.get("/").await;
-    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let set_cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(set_cookie.starts_with("profiles_session="), "{set_cookie}");
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/"), "{set_cookie}");
-    assert!(!set_cookie.contains("Secure"), "plain-http development keeps working: {set_cookie}");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain-http development keeps working: {set_cookie}"
+    );
 }
 
 #[tokio::test]
@@ -240,21 +351,39 @@ async fn an_https_public_url_gets_a_secure_host_prefixed_cookie() {
     })
     .await;
     let response = app.get("/").await;
-    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
-    assert!(set_cookie.starts_with("__Host-profiles_session="), "{set_cookie}");
-    assert!(set_cookie.contains("Secure") && set_cookie.contains("Path=/"), "{set_cookie}");
+    let set_cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("__Host-profiles_session="),
+        "{set_cookie}"
+    );
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("Path=/"),
+        "{set_cookie}"
+    );
 }
 
 #[tokio::test]
 async fn the_token_never_appears_in_a_cookie_or_in_the_page_source() {
     let app = spawn_app().await;
     let response = app.sign_in().await;
-    let set_cookies: Vec<String> =
-        response.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let set_cookies: Vec<String> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     let html = app.get("/profile/").await.text().await.unwrap();
 
     let api_call = app.standin.api_requests().pop().unwrap();
-    let token = api_call.authorization.unwrap().strip_prefix("JWT ").unwrap().to_owned();
+    let token = api_call
+        .authorization
+        .unwrap()
+        .strip_prefix("JWT ")
+        .unwrap()
+        .to_owned();
     let jwt_parts: Vec<&str> = token.split('.').collect();
     for cookie in &set_cookies {
         assert!(cookie.len() < 100, "the cookie holds an id only: {cookie}");
@@ -297,9 +426,20 @@ async fn a_same_origin_next_is_where_the_sign_in_ends() {
 
 #[tokio::test]
 async fn a_next_pointing_elsewhere_is_ignored() {
-    for next in ["//evil.example/", "https://evil.example/", "/%5Cevil.example", "/\\evil.example"] {
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/%5Cevil.example",
+        "/\\evil.example",
+    ] {
         let app = spawn_app().await;
-        let start = app.client.get(app.url.join("/").unwrap()).query(&[("next", next)]).send().await.unwrap();
+        let start = app
+            .client
+            .get(app.url.join("/").unwrap())
+            .query(&[("next", next)])
+            .send()
+            .await
+            .unwrap();
         let callback = app.approve_at_lms(location(&start)).await;
         let response = app.client.get(callback).send().await.unwrap();
         assert_eq!(response.headers()[header::LOCATION], "/profile/", "{next}");
@@ -311,7 +451,12 @@ async fn signing_out_ends_the_session() {
     let app = spawn_app().await;
     app.sign_in().await;
     let before = app.session_cookie().unwrap();
-    let response = app.client.post(app.url.join("/signout/").unwrap()).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url.join("/signout/").unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/signed-out/");
     assert_ne!(app.session_cookie(), Some(before));
@@ -325,8 +470,14 @@ async fn a_sign_in_is_recorded_in_the_profiles_table() {
     let app = spawn_app().await;
     app.sign_in().await;
     app.sign_in().await;
-    let store = profiles::store::Store::connect(&app.vars["DATABASE_URL"]).await.unwrap();
-    let record = store.profile("learner").await.unwrap().expect("a row for the learner");
+    let store = profiles::store::Store::connect(&app.vars["DATABASE_URL"])
+        .await
+        .unwrap();
+    let record = store
+        .profile("learner")
+        .await
+        .unwrap()
+        .expect("a row for the learner");
     assert_eq!(record.user_id, Some(7));
     assert_eq!(record.email.as_deref(), Some("learner@example.com"));
     assert_eq!(record.name.as_deref(), Some("Ada Lovelace"));
@@ -339,7 +490,11 @@ async fn an_lms_that_cannot_be_reached_gives_a_502_page_not_a_hang() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let app = spawn_app_with(Options { vars: vec![("LMS_INTERNAL_URL", dead)], ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_INTERNAL_URL", dead)],
+        ..Default::default()
+    })
+    .await;
     let response = app.sign_in().await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let html = response.text().await.unwrap();
@@ -357,7 +512,10 @@ async fn pages_carry_the_security_headers() {
     assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(!csp.contains("script-src"), "no script is allowed at all");
 }
 

@@ -57,11 +57,15 @@ impl Account {
     /// image when `has_image` is false; those are not the person's picture.
     pub fn image_url(&self) -> Option<&str> {
         let image = self.profile_image.as_ref().filter(|i| i.has_image)?;
-        [&image.image_url_large, &image.image_url_full, &image.image_url_medium]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .find(|url| url.starts_with("https://") || url.starts_with("http://"))
+        [
+            &image.image_url_large,
+            &image.image_url_full,
+            &image.image_url_medium,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .find(|url| url.starts_with("https://") || url.starts_with("http://"))
     }
 }
 
@@ -87,7 +91,11 @@ mod tests {
         .expect("parses");
         assert_eq!(account.username, "ada");
         assert!(account.language_proficiencies.is_empty());
-        assert_eq!(account.image_url(), None, "the default image is not the person's");
+        assert_eq!(
+            account.image_url(),
+            None,
+            "the default image is not the person's"
+        );
     }
 
     #[test]

@@ -85,7 +85,10 @@ mod tests {
 
     #[test]
     fn opaque_tokens_and_garbage_are_not_claims() {
-        assert_eq!(UnverifiedClaims::decode("x5Q2kT9mAbCdEfGhIjKlMnOpQrStUv"), None);
+        assert_eq!(
+            UnverifiedClaims::decode("x5Q2kT9mAbCdEfGhIjKlMnOpQrStUv"),
+            None
+        );
         assert_eq!(UnverifiedClaims::decode("a.b.c"), None);
         assert_eq!(UnverifiedClaims::decode(&encode("[1,2]")), None);
         assert_eq!(UnverifiedClaims::decode("a.b.c.d"), None);

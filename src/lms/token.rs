@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn token_type_is_read_case_insensitively() {
         assert_eq!(TokenKind::from_token_type("JWT"), Some(TokenKind::Jwt));
-        assert_eq!(TokenKind::from_token_type("bearer"), Some(TokenKind::Bearer));
+        assert_eq!(
+            TokenKind::from_token_type("bearer"),
+            Some(TokenKind::Bearer)
+        );
         assert_eq!(TokenKind::from_token_type("mac"), None);
     }
 
@@ -98,6 +101,9 @@ mod tests {
             refresh_token: Some(Secret::new("refresh-456")),
         };
         let shown = format!("{token:?}");
-        assert!(!shown.contains("access-123") && !shown.contains("refresh-456"), "{shown}");
+        assert!(
+            !shown.contains("access-123") && !shown.contains("refresh-456"),
+            "{shown}"
+        );
     }
 }

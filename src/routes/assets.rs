@@ -50,5 +50,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 fn short_hash(content: &str) -> String {
-    Sha256::digest(content.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(content.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -35,19 +35,33 @@ struct ProfilePage {
     claims: Option<Vec<(String, String)>>,
 }
 
-pub async fn show(State(state): State<AppState>, session: AppSession) -> Result<Response, AppError> {
+pub async fn show(
+    State(state): State<AppState>,
+    session: AppSession,
+) -> Result<Response, AppError> {
     let Some(signed_in) = session.signed_in().await? else {
         return Ok(Redirect::to("/").into_response());
     };
-    Ok(render(&ProfilePage::new(&signed_in, state.config.lms_url.as_str())))
+    Ok(render(&ProfilePage::new(
+        &signed_in,
+        state.config.lms_url.as_str(),
+    )))
 }
 
 impl ProfilePage {
     fn new(s: &SignedIn, lms_url: &str) -> Self {
         let a = &s.account;
-        let present = |v: &Option<String>| v.as_ref().map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
+        let present = |v: &Option<String>| {
+            v.as_ref()
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+        };
         let display_name = present(&a.name).unwrap_or_else(|| a.username.clone());
-        let languages: Vec<&str> = a.language_proficiencies.iter().map(|l| l.code.as_str()).collect();
+        let languages: Vec<&str> = a
+            .language_proficiencies
+            .iter()
+            .map(|l| l.code.as_str())
+            .collect();
         Self {
             initials: initials(&display_name),
             display_name,
@@ -61,7 +75,10 @@ impl ProfilePage {
             lms_url: lms_url.trim_end_matches('/').to_owned(),
             token_type: s.token.kind.scheme(),
             scopes: s.token.scopes.join(" "),
-            expires: s.token.expires_at.map_or_else(|| "not stated by the LMS".into(), expiry),
+            expires: s
+                .token
+                .expires_at
+                .map_or_else(|| "not stated by the LMS".into(), expiry),
             signed_in_at: timestamp(s.signed_in_at),
             claims: s.token.claims().map(|c| c.rows()),
         }
@@ -69,19 +86,31 @@ impl ProfilePage {
 }
 
 fn initials(name: &str) -> String {
-    name.split_whitespace().filter_map(|w| w.chars().next()).take(2).flat_map(char::to_uppercase).collect()
+    name.split_whitespace()
+        .filter_map(|w| w.chars().next())
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect()
 }
 
 /// `2024-01-15T10:00:00Z` as `15 January 2024`.
 fn human_date(iso: &str) -> Option<String> {
     let date = OffsetDateTime::parse(iso, &Rfc3339).ok()?;
-    date.format(format_description!("[day padding:none] [month repr:long] [year]")).ok()
+    date.format(format_description!(
+        "[day padding:none] [month repr:long] [year]"
+    ))
+    .ok()
 }
 
 fn timestamp(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -102,8 +131,14 @@ mod tests {
 
     #[test]
     fn dates_read_like_a_person_writes_them() {
-        assert_eq!(human_date("2024-01-05T10:00:00Z").as_deref(), Some("5 January 2024"));
-        assert_eq!(human_date("2024-01-05T10:00:00.123456Z").as_deref(), Some("5 January 2024"));
+        assert_eq!(
+            human_date("2024-01-05T10:00:00Z").as_deref(),
+            Some("5 January 2024")
+        );
+        assert_eq!(
+            human_date("2024-01-05T10:00:00.123456Z").as_deref(),
+            Some("5 January 2024")
+        );
         assert_eq!(human_date("yesterday"), None);
         assert_eq!(timestamp(0), "1970-01-01 00:00 UTC");
     }

@@ -91,23 +91,49 @@ pub async fn callback(
         (Some(code), None) => code,
         (None, Some(error)) if error == "access_denied" => return Err(AppError::Declined),
         (None, Some(code)) => {
-            return Err(AppError::AuthorizeError { code, description: query.error_description });
+            return Err(AppError::AuthorizeError {
+                code,
+                description: query.error_description,
+            });
         }
-        (Some(_), Some(_)) => return Err(AppError::BadCallback("it carries both a code and an error")),
-        (None, None) => return Err(AppError::BadCallback("it carries neither a code nor an error")),
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadCallback("it carries both a code and an error"));
+        }
+        (None, None) => {
+            return Err(AppError::BadCallback(
+                "it carries neither a code nor an error",
+            ));
+        }
     };
 
-    let token = state.lms.exchange_code(&code, &pending.pkce_verifier).await?;
+    let token = state
+        .lms
+        .exchange_code(&code, &pending.pkce_verifier)
+        .await?;
     let me = state.lms.me(&token).await?;
     let account = state.lms.account(&token, &me.username).await?;
-    let user_id = account.id.or_else(|| token.claims().and_then(|c| c.user_id()));
+    let user_id = account
+        .id
+        .or_else(|| token.claims().and_then(|c| c.user_id()));
     let now = unix_now();
     state
         .store
-        .record_sign_in(&account.username, user_id, account.email.as_deref(), account.name.as_deref(), now)
+        .record_sign_in(
+            &account.username,
+            user_id,
+            account.email.as_deref(),
+            account.name.as_deref(),
+            now,
+        )
         .await?;
     tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
-    session.complete_sign_in(SignedIn { token, account, signed_in_at: now }).await?;
+    session
+        .complete_sign_in(SignedIn {
+            token,
+            account,
+            signed_in_at: now,
+        })
+        .await?;
 
     Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())
 }
@@ -117,7 +143,10 @@ pub async fn callback(
 /// refused too, before and after one round of percent-decoding.
 pub fn is_safe_next(next: &str) -> bool {
     fn same_origin_path(s: &str) -> bool {
-        s.starts_with('/') && !s.starts_with("//") && !s.contains('\\') && !s.chars().any(char::is_control)
+        s.starts_with('/')
+            && !s.starts_with("//")
+            && !s.contains('\\')
+            && !s.chars().any(char::is_control)
     }
     let decoded: String = url::form_urlencoded::parse(format!("x={next}").as_bytes())
         .map(|(_, v)| v.into_owned())

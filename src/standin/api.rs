@@ -21,7 +21,7 @@ pub async fn me(State(s): State<Shared>, headers: HeaderMap) -> Response {
     s.count("me");
     match authenticate(&s, &headers, "/api/user/v1/me") {
         Ok(user) => Json(json!({ "username": user.username })).into_response(),
-        Err(response) => response,
+        Err(unauthorized) => unauthorized.into_response(),
     }
 }
 
@@ -33,10 +33,14 @@ pub async fn account(
     s.count("accounts");
     let caller = match authenticate(&s, &headers, &format!("/api/user/v1/accounts/{username}")) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(unauthorized) => return unauthorized.into_response(),
     };
     let Some(user) = s.lock().users.get(&username).cloned() else {
-        return (StatusCode::NOT_FOUND, Json(json!({ "detail": "Not found." }))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "detail": "Not found." })),
+        )
+            .into_response();
     };
     if caller.username == user.username || caller.is_staff {
         Json(full_account(&s, &user)).into_response()
@@ -53,21 +57,33 @@ pub async fn account(
 }
 
 /// Who the `Authorization` header belongs to, or the 401 DRF would send.
-fn authenticate(s: &Shared, headers: &HeaderMap, path: &str) -> Result<LmsUser, Response> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+fn authenticate(s: &Shared, headers: &HeaderMap, path: &str) -> Result<LmsUser, Unauthorized> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     s.lock().api_requests.push(RecordedApiRequest {
         path: path.to_owned(),
         authorization: authorization.map(str::to_owned),
     });
-    let (scheme, credentials) = authorization.and_then(|a| a.split_once(' ')).unwrap_or(("", ""));
+    let (scheme, credentials) = authorization
+        .and_then(|a| a.split_once(' '))
+        .unwrap_or(("", ""));
     let username = if scheme.eq_ignore_ascii_case("jwt") {
-        verify_jwt(s, credentials.trim()).map_err(|detail| unauthorized(json!(detail), "JWT realm=\"api\""))?
+        verify_jwt(s, credentials.trim())
+            .map_err(|detail| unauthorized(json!(detail), "JWT realm=\"api\""))?
     } else if scheme.eq_ignore_ascii_case("bearer") {
         opaque_token_owner(s, credentials.trim())?
     } else {
-        return Err(unauthorized(json!("Authentication credentials were not provided."), "JWT realm=\"api\""));
+        return Err(unauthorized(
+            json!("Authentication credentials were not provided."),
+            "JWT realm=\"api\"",
+        ));
     };
-    s.lock().users.get(&username).cloned().ok_or_else(|| unauthorized(json!("User not found."), "JWT realm=\"api\""))
+    s.lock()
+        .users
+        .get(&username)
+        .cloned()
+        .ok_or_else(|| unauthorized(json!("User not found."), "JWT realm=\"api\""))
 }
 
 /// What edx-drf-extensions checks: signature (HS256 with the LMS secret), `aud`, `iss`, `exp`,
@@ -82,7 +98,8 @@ fn verify_jwt(s: &Shared, jwt: &str) -> Result<String, &'static str> {
     }
     let payload = signing_input.split_once('.').ok_or(invalid)?.1;
     let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid)?).map_err(|_| invalid)?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid)?)
+            .map_err(|_| invalid)?;
     if claims["aud"] != json!(s.settings.jwt_audience) || claims["iss"] != json!(s.issuer()) {
         return Err(invalid);
     }
@@ -90,15 +107,21 @@ fn verify_jwt(s: &Shared, jwt: &str) -> Result<String, &'static str> {
     if exp + LEEWAY_SECS < unix_now() {
         return Err("Signature has expired.");
     }
-    if !claims["version"].as_str().is_some_and(|v| v.starts_with("1.")) {
+    if !claims["version"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("1."))
+    {
         return Err(invalid);
     }
-    claims["preferred_username"].as_str().map(str::to_owned).ok_or(invalid)
+    claims["preferred_username"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(invalid)
 }
 
 /// The LMS's `BearerAuthentication`: a database lookup, so a JWT sent as `Bearer` is simply not
 /// found.
-fn opaque_token_owner(s: &Shared, token: &str) -> Result<String, Response> {
+fn opaque_token_owner(s: &Shared, token: &str) -> Result<String, Unauthorized> {
     let inner = s.lock();
     let www = "Bearer realm=\"api\"";
     match inner.opaque_tokens.get(token) {
@@ -114,10 +137,32 @@ fn opaque_token_owner(s: &Shared, token: &str) -> Result<String, Response> {
     }
 }
 
-fn unauthorized(detail: Value, www_authenticate: &'static str) -> Response {
-    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "detail": detail }))).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(www_authenticate));
-    response
+/// DRF's 401: `{"detail": ...}` and the challenge of the scheme that refused.
+struct Unauthorized {
+    detail: Value,
+    www_authenticate: &'static str,
+}
+
+fn unauthorized(detail: Value, www_authenticate: &'static str) -> Unauthorized {
+    Unauthorized {
+        detail,
+        www_authenticate,
+    }
+}
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "detail": self.detail })),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(self.www_authenticate),
+        );
+        response
+    }
 }
 
 /// The owner's view: the `admin_fields` of `ACCOUNT_VISIBILITY_CONFIGURATION`, with `null` for

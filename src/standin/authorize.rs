@@ -55,21 +55,32 @@ pub async fn login(State(s): State<Shared>, Form(form): Form<LoginForm>) -> Resp
             .users
             .values()
             .find(|u| {
-                (u.username == form.username || u.email == form.username) && u.password == form.password
+                (u.username == form.username || u.email == form.username)
+                    && u.password == form.password
             })
             .cloned()
     };
     let Some(user) = user else {
-        let login = LoginPage { next: &form.next, error: Some("Username or password is incorrect.") };
+        let login = LoginPage {
+            next: &form.next,
+            error: Some("Username or password is incorrect."),
+        };
         return (StatusCode::BAD_REQUEST, render(&login)).into_response();
     };
     let sid = random_token(32);
     s.lock().sessions.insert(sid.clone(), user.username);
-    let next = if form.next.starts_with('/') && !form.next.starts_with("//") { &form.next } else { "/" };
+    let next = if form.next.starts_with('/') && !form.next.starts_with("//") {
+        &form.next
+    } else {
+        "/"
+    };
     (
         StatusCode::FOUND,
         [
-            (header::SET_COOKIE, format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax")),
+            (
+                header::SET_COOKIE,
+                format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"),
+            ),
             (header::LOCATION, next.to_owned()),
         ],
     )
@@ -92,11 +103,16 @@ pub async fn authorize(State(s): State<Shared>, headers: HeaderMap, uri: Uri) ->
     s.count("authorize");
     let accepted = match validate(&s, &query_params(&uri)) {
         Ok(accepted) => accepted,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(user) = s.logged_in_user(&headers) else {
-        let here = uri.path_and_query().map_or("/oauth2/authorize/", |p| p.as_str());
-        let login = format!("/login?next={}", percent_encoding::utf8_percent_encode(here, QUERY_VALUE));
+        let here = uri
+            .path_and_query()
+            .map_or("/oauth2/authorize/", |p| p.as_str());
+        let login = format!(
+            "/login?next={}",
+            percent_encoding::utf8_percent_encode(here, QUERY_VALUE)
+        );
         return found(&login);
     };
     let params = query_params(&uri);
@@ -106,8 +122,16 @@ pub async fn authorize(State(s): State<Shared>, headers: HeaderMap, uri: Uri) ->
     if accepted.client.skip_authorization || (approved && !force) {
         return issue_code(&s, &user.username, accepted);
     }
-    let scopes = accepted.scopes.iter().map(|scope| describe(scope)).collect();
-    render(&ConsentPage { client_id: &accepted.client.client_id, username: &user.username, scopes })
+    let scopes = accepted
+        .scopes
+        .iter()
+        .map(|scope| describe(scope))
+        .collect();
+    render(&ConsentPage {
+        client_id: &accepted.client.client_id,
+        username: &user.username,
+        scopes,
+    })
 }
 
 #[derive(Deserialize)]
@@ -126,10 +150,14 @@ pub async fn consent(
     s.count("authorize");
     let accepted = match validate(&s, &query_params(&uri)) {
         Ok(accepted) => accepted,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(user) = s.logged_in_user(&headers) else {
-        return page(StatusCode::FORBIDDEN, "Not signed in", "Sign in to the LMS first.");
+        return page(
+            StatusCode::FORBIDDEN,
+            "Not signed in",
+            "Sign in to the LMS first.",
+        );
     };
     if form.allow.is_none() {
         let mut params = vec![("error", "access_denied")];
@@ -145,10 +173,8 @@ pub async fn consent(
 
 /// The checks DOT and oauthlib make, in their order. Client and redirect URI problems are fatal
 /// (a 400 page, no redirect); the rest go back to the redirect URI as `error=`.
-fn validate(s: &Shared, params: &HashMap<String, String>) -> Result<Accepted, Response> {
-    let fatal = |description: &str| {
-        page(StatusCode::BAD_REQUEST, "Error: invalid_request", description)
-    };
+fn validate(s: &Shared, params: &HashMap<String, String>) -> Result<Accepted, Refusal> {
+    let fatal = Refusal::Fatal;
     let client = params
         .get("client_id")
         .and_then(|id| s.lock().clients.get(id).cloned())
@@ -165,7 +191,7 @@ fn validate(s: &Shared, params: &HashMap<String, String>) -> Result<Accepted, Re
         if let Some(state) = &state {
             pairs.push(("state", state));
         }
-        found(&with_params(&redirect_uri, &pairs))
+        Refusal::Redirect(with_params(&redirect_uri, &pairs))
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
         return Err(error("unsupported_response_type"));
@@ -181,14 +207,45 @@ fn validate(s: &Shared, params: &HashMap<String, String>) -> Result<Accepted, Re
     if scopes.is_empty() || !scopes.iter().all(|s| allowed(s)) {
         return Err(error("invalid_scope"));
     }
-    let challenge = match (params.get("code_challenge"), params.get("code_challenge_method")) {
+    let challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
         (None, _) => None,
         // oauthlib: a challenge without a method is `plain`.
         (Some(c), None) => Some((c.clone(), "plain".to_owned())),
         (Some(c), Some(m)) if m == "S256" || m == "plain" => Some((c.clone(), m.clone())),
         (Some(_), Some(_)) => return Err(error("invalid_request")),
     };
-    Ok(Accepted { client, redirect_uri, redirect_uri_sent, scopes, state, challenge })
+    Ok(Accepted {
+        client,
+        redirect_uri,
+        redirect_uri_sent,
+        scopes,
+        state,
+        challenge,
+    })
+}
+
+/// Why an authorization request was refused, in the two ways the LMS refuses.
+enum Refusal {
+    /// The client or redirect URI can't be trusted: a 400 page, never a redirect.
+    Fatal(&'static str),
+    /// Anything else goes back to the redirect URI with `error=`.
+    Redirect(String),
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Fatal(description) => page(
+                StatusCode::BAD_REQUEST,
+                "Error: invalid_request",
+                description,
+            ),
+            Refusal::Redirect(location) => found(&location),
+        }
+    }
 }
 
 fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
@@ -213,7 +270,11 @@ fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
 fn approval_key(username: &str, accepted: &Accepted) -> (String, String, Vec<String>) {
     let mut scopes = accepted.scopes.clone();
     scopes.sort();
-    (username.to_owned(), accepted.client.client_id.clone(), scopes)
+    (
+        username.to_owned(),
+        accepted.client.client_id.clone(),
+        scopes,
+    )
 }
 
 /// The LMS's own wording of each scope (`OAUTH2_PROVIDER['SCOPES']`).
@@ -241,7 +302,9 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 
 /// Appends parameters to a redirect URI, with `&` when it already has a query (as DOT does).
 fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
-    let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
     let separator = if redirect_uri.contains('?') { '&' } else { '?' };
     format!("{redirect_uri}{separator}{query}")
 }

@@ -26,24 +26,32 @@ fn oauth_error(status: StatusCode, error: &str, description: Option<&str>) -> Re
     }
     let mut response = (status, no_store(), Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_client\""));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer error=\"invalid_client\""),
+        );
     }
     response
 }
 
 fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ]
 }
 
 pub async fn access_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     s.count("token");
-    let form: Vec<(String, String)> =
-        url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let request = RecordedTokenRequest {
         basic_auth: basic_auth(&headers),
-        x_token_type: headers.get("x-token-type").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        x_token_type: headers
+            .get("x-token-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         form,
     };
     s.lock().token_requests.push(request.clone());
@@ -67,7 +75,10 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let unquote = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned())
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
     };
     Some((unquote(id)?, unquote(secret)?))
 }
@@ -79,12 +90,19 @@ fn authenticate(s: &Shared, request: &RecordedTokenRequest) -> Option<Registered
         None => (request.field("client_id")?, request.field("client_secret")?),
     };
     let client = s.lock().clients.get(id).cloned()?;
-    let matches: bool = subtle::ConstantTimeEq::ct_eq(client.client_secret.as_bytes(), secret.as_bytes()).into();
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(client.client_secret.as_bytes(), secret.as_bytes()).into();
     matches.then_some(client)
 }
 
-fn authorization_code(s: &Shared, client: &RegisteredClient, request: &RecordedTokenRequest) -> Response {
-    let bad = |error: &str, description: Option<&str>| oauth_error(StatusCode::BAD_REQUEST, error, description);
+fn authorization_code(
+    s: &Shared,
+    client: &RegisteredClient,
+    request: &RecordedTokenRequest,
+) -> Response {
+    let bad = |error: &str, description: Option<&str>| {
+        oauth_error(StatusCode::BAD_REQUEST, error, description)
+    };
     let Some(code) = request.field("code") else {
         return bad("invalid_request", Some("Missing code parameter."));
     };
@@ -108,7 +126,8 @@ fn authorization_code(s: &Shared, client: &RegisteredClient, request: &RecordedT
             return bad("invalid_grant", None);
         }
     }
-    if grant.redirect_uri_sent && request.field("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+    if grant.redirect_uri_sent && request.field("redirect_uri") != Some(grant.redirect_uri.as_str())
+    {
         return bad("invalid_request", Some("Mismatching redirect URI."));
     }
     let Some(grant) = inner.grants.remove(code) else {
@@ -123,7 +142,10 @@ fn authorization_code(s: &Shared, client: &RegisteredClient, request: &RecordedT
     let opaque_expires_in = s.settings.opaque_lifetime.as_secs() as i64;
     inner.opaque_tokens.insert(
         access_token.clone(),
-        IssuedToken { username: user.username.clone(), expires_at: unix_now() + opaque_expires_in },
+        IssuedToken {
+            username: user.username.clone(),
+            expires_at: unix_now() + opaque_expires_in,
+        },
     );
     drop(inner);
 
@@ -192,17 +214,23 @@ pub(super) fn sign(secret: &str, claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signing_input = format!("{header}.{payload}");
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(hmac(secret, &signing_input)))
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(hmac(secret, &signing_input))
+    )
 }
 
 pub(super) fn hmac(secret: &str, input: &str) -> Vec<u8> {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
     mac.update(input.as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
 
 /// Like `anonymous_id_for_user`: a stable, opaque per-user id that is not the numeric id.
 fn anonymous_id(secret: &str, username: &str) -> String {
-    Sha256::digest(format!("{secret}{username}").as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(format!("{secret}{username}").as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -32,16 +32,11 @@ impl Drop for TestApp {
     }
 }
 
+#[derive(Default)]
 pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     pub skip_authorization: bool,
     pub settings: Settings,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self { vars: vec![], skip_authorization: false, settings: Settings::default() }
-    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -49,7 +44,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), options.settings).await.unwrap();
+    let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), options.settings)
+        .await
+        .unwrap();
     standin.add_user(LmsUser::demo_learner());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
@@ -78,7 +75,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     let task = serve(listener, &vars).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    TestApp { url, standin, client: browser(&jar), jar, vars, db_path, task }
+    TestApp {
+        url,
+        standin,
+        client: browser(&jar),
+        jar,
+        vars,
+        db_path,
+        task,
+    }
 }
 
 async fn serve(listener: TcpListener, vars: &HashMap<String, String>) -> JoinHandle<()> {
@@ -100,7 +105,10 @@ pub fn browser(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
 
 /// Where a redirect points, resolved against the URL that answered.
 pub fn location(response: &reqwest::Response) -> Url {
-    let value = response.headers().get(header::LOCATION).expect("a Location header");
+    let value = response
+        .headers()
+        .get(header::LOCATION)
+        .expect("a Location header");
     response.url().join(value.to_str().unwrap()).unwrap()
 }
 
@@ -127,16 +135,38 @@ impl TestApp {
                 .map(|(_, v)| v.into_owned())
                 .unwrap();
             let login = self.standin.url().join("/login").unwrap();
-            let form = [("username", "learner"), ("password", "learner-password"), ("next", next.as_str())];
+            let form = [
+                ("username", "learner"),
+                ("password", "learner-password"),
+                ("next", next.as_str()),
+            ];
             let logged_in = self.client.post(login).form(&form).send().await.unwrap();
-            assert_eq!(logged_in.status(), StatusCode::FOUND, "login at the stand-in");
+            assert_eq!(
+                logged_in.status(),
+                StatusCode::FOUND,
+                "login at the stand-in"
+            );
             response = self.client.get(location(&logged_in)).send().await.unwrap();
         }
         if response.status() == StatusCode::OK {
-            let choice = if allow { ("allow", "Authorize") } else { ("cancel", "Cancel") };
-            response = self.client.post(response.url().clone()).form(&[choice]).send().await.unwrap();
+            let choice = if allow {
+                ("allow", "Authorize")
+            } else {
+                ("cancel", "Cancel")
+            };
+            response = self
+                .client
+                .post(response.url().clone())
+                .form(&[choice])
+                .send()
+                .await
+                .unwrap();
         }
-        assert_eq!(response.status(), StatusCode::FOUND, "the LMS redirects back");
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "the LMS redirects back"
+        );
         location(&response)
     }
 
@@ -148,7 +178,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url.join(path).unwrap()).send().await.unwrap()
+        self.client
+            .get(self.url.join(path).unwrap())
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The session cookie the browser holds for the app, if any.

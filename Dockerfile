@@ -1,0 +1,30 @@
+# A small image of the app. Build: docker build -t profiles .
+# Run:   docker run -p 8080:8080 --env-file .env -v profiles-data:/data profiles
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+# Dependencies first, so editing the app does not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --locked --release \
+    && rm -rf src
+# Templates, static files and migrations are compiled into the binary.
+COPY src src
+COPY templates templates
+COPY static static
+COPY migrations migrations
+RUN touch src/main.rs src/lib.rs && cargo build --locked --release
+
+FROM debian:bookworm-slim
+# TLS roots are built in (rustls with webpki roots) and SQLite is linked in: nothing to install.
+RUN useradd --system --uid 10001 --home-dir /data profiles \
+    && mkdir /data && chown profiles /data
+COPY --from=build /src/target/release/profiles /usr/local/bin/profiles
+USER profiles
+WORKDIR /data
+ENV BIND=0.0.0.0:8080 \
+    DATABASE_URL=sqlite:///data/profiles.db \
+    RUST_LOG=info,sqlx=warn
+VOLUME /data
+EXPOSE 8080
+CMD ["profiles"]
