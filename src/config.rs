@@ -54,6 +54,14 @@ pub struct Config {
     pub bind: SocketAddr,
     /// `SESSION_IDLE_MINUTES`: a session not used for this long ends.
     pub session_idle: Duration,
+    /// `SESSION_MAX_MINUTES`: a sign-in ends this long after it began, however busy (OWASP's
+    /// absolute timeout).
+    pub session_max: Duration,
+    /// `LMS_TOKEN_LEEWAY_SECS`: an access token this close to its expiry counts as expired, so
+    /// clock skew and a slow call cannot make the LMS see it expired.
+    pub token_leeway: Duration,
+    /// `LMS_LOGOUT`: whether signing out also ends the LMS session (`{LMS_URL}/logout`).
+    pub lms_logout: bool,
 }
 
 /// A configuration problem, worded for the person starting the app.
@@ -136,6 +144,22 @@ impl Config {
         };
         let lms_timeout = Duration::from_secs(positive(vars, "LMS_TIMEOUT_SECS", 10)?);
         let session_idle = Duration::from_secs(60 * positive(vars, "SESSION_IDLE_MINUTES", 480)?);
+        let session_max = Duration::from_secs(60 * positive(vars, "SESSION_MAX_MINUTES", 1440)?);
+        let token_leeway = match get("LMS_TOKEN_LEEWAY_SECS") {
+            None => Duration::from_secs(60),
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                invalid(
+                    "LMS_TOKEN_LEEWAY_SECS",
+                    v,
+                    "use a whole number of seconds, e.g. 60",
+                )
+            })?),
+        };
+        let lms_logout = match get("LMS_LOGOUT").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => return Err(invalid("LMS_LOGOUT", other, "use true or false")),
+        };
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -160,6 +184,9 @@ impl Config {
             database_url,
             bind,
             session_idle,
+            session_max,
+            token_leeway,
+            lms_logout,
         })
     }
 
@@ -167,6 +194,12 @@ impl Config {
     /// request's `Host`, because the LMS compares it letter for letter with the registered one.
     pub fn redirect_uri(&self) -> Url {
         join(&self.public_url, "authorize/")
+    }
+
+    /// Where the LMS sends the browser after its own logout. It must be part of a registered
+    /// redirect URI of the app for the LMS to honour it (`openedx.md` §8).
+    pub fn after_lms_logout_url(&self) -> Url {
+        join(&self.public_url, "signed-out/")
     }
 
     /// Whether cookies must be `Secure` (and may carry the `__Host-` prefix).

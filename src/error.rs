@@ -14,6 +14,7 @@ use crate::{
     lms::LmsError,
     middleware::{current_lms, current_request_id},
     session::Interrupted,
+    store::StoreError,
     templates::render,
 };
 
@@ -33,8 +34,14 @@ pub enum AppError {
     /// `invalid_grant`: the code expired (60 s), was used already, or the PKCE verifier differs.
     CodeRejected,
     Lms(LmsError),
+    /// A POST form without this session's CSRF token: forged elsewhere, or from a session that
+    /// has since ended.
+    Csrf,
     NotFound,
+    /// E.g. a GET of `/logout`, which only a form may POST to.
+    MethodNotAllowed,
     Session(tower_sessions::session::Error),
+    Store(StoreError),
     Database(sqlx::Error),
     Internal(String),
 }
@@ -51,6 +58,12 @@ impl From<LmsError> for AppError {
 impl From<tower_sessions::session::Error> for AppError {
     fn from(e: tower_sessions::session::Error) -> Self {
         Self::Session(e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
     }
 }
 
@@ -174,12 +187,26 @@ impl AppError {
                 "The LMS gave an answer this app cannot use",
                 format!("Something went wrong between this app and {lms}. Please try again."),
             ),
+            Self::Csrf => page(
+                S::FORBIDDEN,
+                "This form has expired",
+                "The form you sent does not belong to your current session, so nothing was done. \
+                 Go back, reload the page and try again."
+                    .into(),
+            ),
             Self::NotFound => page(
                 S::NOT_FOUND,
                 "Page not found",
                 "There is no page at this address.".into(),
             ),
-            Self::Session(_) | Self::Database(_) | Self::Internal(_) => page(
+            Self::MethodNotAllowed => page(
+                S::METHOD_NOT_ALLOWED,
+                "Use the button on the page",
+                "This address only takes a form sent from this app's pages (signing out, for \
+                 example, is a button on your profile)."
+                    .into(),
+            ),
+            Self::Session(_) | Self::Store(_) | Self::Database(_) | Self::Internal(_) => page(
                 S::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "This app ran into a problem on its side. Please try again; if it keeps \
@@ -228,7 +255,10 @@ impl std::fmt::Display for AppError {
                 f.write_str("the LMS answered invalid_grant to the code exchange")
             }
             Self::Lms(e) => write!(f, "{e}"),
+            Self::Csrf => f.write_str("a form without this session's CSRF token"),
             Self::NotFound => f.write_str("not found"),
+            Self::MethodNotAllowed => f.write_str("method not allowed"),
+            Self::Store(e) => write!(f, "{e}"),
             Self::Session(e) => write!(f, "session store: {e}"),
             Self::Database(e) => write!(f, "database: {e}"),
             Self::Internal(e) => f.write_str(e),

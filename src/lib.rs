@@ -5,7 +5,8 @@
 //! - [`config`]: the typed settings, read once from the environment and `.env`.
 //! - [`lms`]: the Open edX client; the only module that knows the LMS wire format
 //!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs).
-//! - [`session`]: the typed session (pending sign-ins, the signed-in token and account).
+//! - [`session`]: the typed session (pending sign-ins, the signed-in account, CSRF token).
+//! - [`tokens`]: the token's life: stored per session, refreshed once across replicas.
 //! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out,
 //!   static files.
 //! - [`store`]: the database pool, migrations and the `profiles` table.
@@ -27,6 +28,7 @@ pub mod session;
 pub mod standin;
 pub mod store;
 pub mod templates;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -85,13 +87,31 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             .session_store()
             .continuously_delete_expired(tokio::time::Duration::from_secs(300)),
     );
+    let tokens = tokio::spawn(delete_orphaned_tokens(
+        state.store.clone(),
+        state.config.session_max,
+    ));
     let store = state.store.clone();
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     deletion.abort();
+    tokens.abort();
     store.close().await;
     result
+}
+
+/// Tokens of sessions that expired without a sign-out outlive them in the `tokens` table; no
+/// session is older than `session_max`, so neither is any token still in use.
+async fn delete_orphaned_tokens(store: store::Store, session_max: std::time::Duration) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        every.tick().await;
+        let cutoff = lms::unix_now() - session_max.as_secs() as i64 - 60;
+        if let Err(e) = store.delete_tokens_created_before(cutoff).await {
+            tracing::warn!(error = %e, "could not delete expired tokens");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,7 +6,11 @@
 //! - the code is exchanged at `{LMS_INTERNAL_URL}/oauth2/access_token` with `token_type=jwt` **in the
 //!   POST body** (the LMS ignores it in the query string) (§2);
 //! - a JWT is sent back as `Authorization: JWT <jwt>`, an opaque token as `Bearer` (§6);
-//! - `/api/user/v1/me` and `/api/user/v1/accounts/{username}` take **no** trailing slash (§6).
+//! - `/api/user/v1/me` and `/api/user/v1/accounts/{username}` take **no** trailing slash (§6);
+//! - a refresh sends `grant_type=refresh_token` and `token_type=jwt` again, and gets a new refresh
+//!   token each time: the old one is spent (§2);
+//! - sign-out revokes the refresh token at `/oauth2/revoke_token` (a JWT itself cannot be
+//!   revoked; revoking its refresh token is all there is) (§8).
 //!
 //! Token requests go through the `oauth2` crate, with this module's own HTTP function so that one
 //! `reqwest::Client` (timeouts, no redirects followed, a size cap on bodies) serves every LMS call.
@@ -19,9 +23,10 @@ use std::{fmt, future::Future, pin::Pin};
 
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet,
-    EndpointSet, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse, TokenUrl,
-    basic::{BasicClient, BasicErrorResponse, BasicTokenType},
+    EndpointSet, ErrorResponseType, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    TokenUrl,
+    basic::{BasicClient, BasicTokenType},
 };
 use reqwest::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -49,6 +54,7 @@ type OAuthClient =
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     Token,
+    Revoke,
     Me,
     Account,
 }
@@ -57,6 +63,7 @@ impl Endpoint {
     pub fn path(self) -> &'static str {
         match self {
             Self::Token => "/oauth2/access_token",
+            Self::Revoke => "/oauth2/revoke_token",
             Self::Me => "/api/user/v1/me",
             Self::Account => "/api/user/v1/accounts/{username}",
         }
@@ -157,6 +164,10 @@ pub struct AuthorizeRequest {
 pub struct LmsClient {
     http: Transport,
     oauth: OAuthClient,
+    revocation_url: Url,
+    client_id: String,
+    client_secret: oauth2::ClientSecret,
+    client_auth: ClientAuth,
     api_root: Url,
     scopes: Vec<String>,
     token_type: TokenTypeRequest,
@@ -192,6 +203,10 @@ impl LmsClient {
         Ok(Self {
             http,
             oauth,
+            revocation_url: join(&config.lms_internal_url, "oauth2/revoke_token"),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            client_auth: config.client_auth,
             api_root: config.lms_internal_url.clone(),
             scopes: config.scopes.clone(),
             token_type: config.token_type,
@@ -230,8 +245,97 @@ impl LmsClient {
         let response = request
             .request_async(&self.http)
             .await
-            .map_err(token_error)?;
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
         self.token_from(response)
+    }
+
+    /// Trades the refresh token for a new token (and a new refresh token: the LMS rotates them,
+    /// so the one sent is dead once this returns). `invalid_grant` means it was revoked or is
+    /// past its 90 days: the person must sign in again.
+    pub async fn refresh(&self, token: &Token) -> Result<Token, LmsError> {
+        let Some(refresh_token) = &token.refresh_token else {
+            return Err(LmsError::OAuth {
+                error: "invalid_grant".into(),
+                description: Some("no refresh token was issued".into()),
+            });
+        };
+        let refresh_token = RefreshToken::new(refresh_token.expose().to_owned());
+        let mut request = self.oauth.exchange_refresh_token(&refresh_token);
+        if self.token_type == TokenTypeRequest::Jwt {
+            request = request.add_extra_param("token_type", "jwt");
+        }
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
+        let mut fresh = self.token_from(response)?;
+        if fresh.refresh_token.is_none() {
+            // Without rotation the old refresh token stays valid.
+            fresh.refresh_token = token.refresh_token.clone();
+        }
+        Ok(fresh)
+    }
+
+    /// Revokes what can be revoked of a token: an opaque access token, then the refresh token
+    /// (which also deletes its access token in DOT). A JWT cannot be revoked; it simply expires.
+    pub async fn revoke(&self, token: &Token) -> Result<(), LmsError> {
+        if token.kind == TokenKind::Bearer {
+            self.revoke_one(token.access_token.expose(), "access_token")
+                .await?;
+        }
+        if let Some(refresh) = &token.refresh_token {
+            self.revoke_one(refresh.expose(), "refresh_token").await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /oauth2/revoke_token` (RFC 7009) by hand: the `oauth2` crate refuses revocation
+    /// URLs that are not https, and `http://lms:8000` inside Tutor's network is exactly that. The
+    /// LMS answers 200 whether or not the token existed.
+    async fn revoke_one(&self, token: &str, hint: &'static str) -> Result<(), LmsError> {
+        let endpoint = Endpoint::Revoke;
+        let mut form = vec![("token", token), ("token_type_hint", hint)];
+        let mut request = self.http.post(self.revocation_url.clone());
+        match self.client_auth {
+            // RFC 6749 §2.3.1: form-encode both parts before Basic-encoding them, as DOT decodes.
+            ClientAuth::Basic => {
+                let encode = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                request = request.basic_auth(
+                    encode(&self.client_id),
+                    Some(encode(self.client_secret.secret())),
+                );
+            }
+            ClientAuth::Post => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", self.client_secret.secret()));
+            }
+        }
+        let response = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| transport_error(endpoint, &e))?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            return Ok(());
+        }
+        let body = read_body(response).await.unwrap_or_default();
+        match serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+        {
+            Some(error) => Err(LmsError::OAuth {
+                error,
+                description: None,
+            }),
+            None => Err(LmsError::Status {
+                endpoint,
+                status: status.as_u16(),
+                excerpt: excerpt(&body),
+            }),
+        }
     }
 
     fn token_from(&self, response: oauth2::basic::BasicTokenResponse) -> Result<Token, LmsError> {
@@ -268,6 +372,12 @@ impl LmsClient {
             token.expires_at = Some(token.expires_at.map_or(exp, |e| e.min(exp)));
         }
         Ok(token)
+    }
+
+    /// Whose token this is, then their account: the two calls every sign-in and reload makes.
+    pub async fn profile(&self, token: &Token) -> Result<Account, LmsError> {
+        let me = self.me(token).await?;
+        self.account(token, &me.username).await
     }
 
     /// `GET /api/user/v1/me` (no trailing slash): whose token this is.
@@ -411,8 +521,11 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
-fn token_error(error: RequestTokenError<TransportError, BasicErrorResponse>) -> LmsError {
-    let endpoint = Endpoint::Token;
+/// An error of a request the `oauth2` crate made (token or revocation) as an [`LmsError`].
+fn oauth_request_error<T: ErrorResponseType + AsRef<str> + fmt::Display + 'static>(
+    endpoint: Endpoint,
+    error: RequestTokenError<TransportError, StandardErrorResponse<T>>,
+) -> LmsError {
     match error {
         RequestTokenError::ServerResponse(e) => LmsError::OAuth {
             error: e.error().as_ref().to_owned(),

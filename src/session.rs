@@ -1,8 +1,9 @@
 //! The typed session: what the app keeps server-side for one browser, under named keys.
 //!
 //! The cookie holds only the session id; the pending sign-in (state, PKCE verifier, `next`) and,
-//! after sign-in, the token and account live in the session store (SQLite by default), so any
-//! process sharing the database can serve any request.
+//! after sign-in, the account and a reference to the token live in the session store (SQLite by
+//! default), so any process sharing the database can serve any request. The token itself sits in
+//! the `tokens` table beside it (see [`crate::tokens`]), where a refresh can be claimed atomically.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,13 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore, cookie:
 use crate::{
     config::Config,
     error::AppError,
-    lms::{Account, Token, unix_now},
+    lms::{Account, unix_now},
     secret::Secret,
 };
 
 const PENDING_KEY: &str = "pending_sign_ins";
-const SIGNED_IN_KEY: &str = "signed_in";
+/// Versioned: sessions written by an older release, with another shape, are simply not read.
+const SIGNED_IN_KEY: &str = "signed_in.v2";
 /// A sign-in not completed within this time must start again (the LMS code itself lives 60 s).
 pub const PENDING_TTL_SECS: i64 = 600;
 /// Sign-ins started in several tabs each keep their own state; older ones beyond this are dropped.
@@ -59,12 +61,74 @@ pub struct PendingSignIn {
     pub started_at: i64,
 }
 
-/// A signed-in person: the token (server-side only) and the account read at sign-in.
-#[derive(Debug, Serialize, Deserialize)]
+/// A signed-in person: the account read from the LMS, the id of their token's row, and the
+/// token their forms must carry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SignedIn {
-    pub token: Token,
+    pub token_id: String,
     pub account: Account,
     pub signed_in_at: i64,
+    /// The synchronizer token of every POST form (sign-out, reload): a page elsewhere cannot read
+    /// it, so it cannot make the browser post a valid form.
+    pub csrf: Secret,
+}
+
+impl SignedIn {
+    pub fn new(token_id: String, account: Account, now: i64) -> Self {
+        use base64::Engine;
+        let csrf =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        Self {
+            token_id,
+            account,
+            signed_in_at: now,
+            csrf: Secret::new(csrf),
+        }
+    }
+
+    /// Whether a submitted form token is this session's (constant-time).
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        self.csrf
+            .expose()
+            .as_bytes()
+            .ct_eq(submitted.as_bytes())
+            .into()
+    }
+}
+
+/// Who the session belongs to.
+pub enum Presence {
+    /// Nobody signed in (or never did, in this browser).
+    Anonymous,
+    SignedIn(SignedIn),
+    /// Signed in longer ago than `SESSION_MAX_MINUTES` allows: must sign in again.
+    Expired(SignedIn),
+}
+
+/// Why a signed-in session was ended by the app rather than by the person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The absolute session lifetime ran out.
+    Expired,
+    /// The LMS would not renew the token (revoked, or past its 90 days).
+    Renewal,
+}
+
+impl Ended {
+    pub fn as_query(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Renewal => "renewal",
+        }
+    }
+
+    pub fn from_query(value: &str) -> Option<Self> {
+        match value {
+            "expired" => Some(Self::Expired),
+            "renewal" => Some(Self::Renewal),
+            _ => None,
+        }
+    }
 }
 
 /// Why a callback's `state` could not be matched to a sign-in this browser started.
@@ -156,11 +220,24 @@ impl AppSession {
         Ok(())
     }
 
-    pub async fn signed_in(&self) -> Result<Option<SignedIn>, AppError> {
-        Ok(self.0.get(SIGNED_IN_KEY).await?)
+    /// Who is signed in, judged against the absolute lifetime `max_age`.
+    pub async fn presence(&self, max_age: std::time::Duration) -> Result<Presence, AppError> {
+        let Some(signed_in) = self.0.get::<SignedIn>(SIGNED_IN_KEY).await? else {
+            return Ok(Presence::Anonymous);
+        };
+        if unix_now() - signed_in.signed_in_at >= max_age.as_secs() as i64 {
+            return Ok(Presence::Expired(signed_in));
+        }
+        Ok(Presence::SignedIn(signed_in))
     }
 
-    /// Deletes the whole session, server-side and cookie.
+    /// Replaces the account after a reload from the LMS.
+    pub async fn update(&self, signed_in: SignedIn) -> Result<(), AppError> {
+        self.0.insert(SIGNED_IN_KEY, signed_in).await?;
+        Ok(())
+    }
+
+    /// Deletes the whole session, server-side and cookie; the next request gets a new id.
     pub async fn sign_out(&self) -> Result<(), AppError> {
         self.0.flush().await?;
         Ok(())

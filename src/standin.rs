@@ -15,7 +15,13 @@
 //! - `token_type=jwt` in the body (or `X-Token-Type`) giving an HS256 JWT with the LMS's claims and
 //!   `"token_type": "JWT"`, `expires_in` 3600; otherwise an opaque `Bearer` token, 36000 (§2, §3);
 //! - `Authorization: JWT` for JWTs, `Bearer` for opaque tokens, and a JWT sent as `Bearer`
-//!   rejected with `token_nonexistent` (§6).
+//!   rejected with `token_nonexistent` (§6);
+//! - `grant_type=refresh_token` with rotation (the old refresh token dies with its use) and 90-day
+//!   refresh tokens; `/oauth2/revoke_token[/]` answering 200 whatever the token; `/logout` that
+//!   honours `redirect_url` only when it is part of the app's registered redirect URIs (§2, §8).
+//!
+//! For the app's failure tests it also plays faults on demand ([`StandIn::set_fault`]): a slow
+//! answer, a 5xx, HTML where JSON belongs.
 
 mod api;
 mod authorize;
@@ -117,6 +123,8 @@ pub struct Settings {
     pub jwt_lifetime: Duration,
     /// DOT `ACCESS_TOKEN_EXPIRE_SECONDS`.
     pub opaque_lifetime: Duration,
+    /// `REFRESH_TOKEN_EXPIRE_SECONDS` (90 days).
+    pub refresh_lifetime: Duration,
 }
 
 impl Default for Settings {
@@ -127,6 +135,7 @@ impl Default for Settings {
             code_lifetime: Duration::from_secs(60),
             jwt_lifetime: Duration::from_secs(3600),
             opaque_lifetime: Duration::from_secs(36000),
+            refresh_lifetime: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -172,6 +181,37 @@ struct IssuedToken {
     expires_at: i64,
 }
 
+/// A DOT refresh token: which grant it continues, and the access token it was issued with
+/// (revoking the refresh token deletes that one too).
+struct RefreshGrant {
+    client_id: String,
+    username: String,
+    scopes: Vec<String>,
+    expires_at: i64,
+    access_token: String,
+}
+
+/// A failure the stand-in plays at one endpoint until cleared, for the app's failure tests.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer normally, but only after this long (set it beyond the app's timeout for a hang).
+    Delay(Duration),
+    /// Answer this instead: a proxy's 502, an HTML error page, JSON missing its fields...
+    Respond {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+}
+
+/// Every token the stand-in handed out, so tests can look for them where they must not be.
+#[derive(Clone, Debug, Default)]
+pub struct IssuedSecrets {
+    pub access_tokens: Vec<String>,
+    pub refresh_tokens: Vec<String>,
+    pub codes: Vec<String>,
+}
+
 #[derive(Default)]
 struct Inner {
     clients: HashMap<String, RegisteredClient>,
@@ -180,6 +220,11 @@ struct Inner {
     sessions: HashMap<String, String>,
     grants: HashMap<String, Grant>,
     opaque_tokens: HashMap<String, IssuedToken>,
+    refresh_tokens: HashMap<String, RefreshGrant>,
+    issued: IssuedSecrets,
+    faults: HashMap<&'static str, Fault>,
+    /// The lifetime of JWTs issued from now on (tests shorten it to get stale tokens on demand).
+    jwt_lifetime: Option<Duration>,
     /// (username, client_id, sorted scopes) once approved: consent is skipped from then on.
     approvals: HashSet<(String, String, Vec<String>)>,
     calls: HashMap<&'static str, usize>,
@@ -263,7 +308,8 @@ impl StandIn {
         self.shared.lock().users.insert(user.username.clone(), user);
     }
 
-    /// How many requests reached an endpoint: `login`, `authorize`, `token`, `me`, `accounts`.
+    /// How many requests reached an endpoint: `login`, `authorize`, `token`, `revoke`, `logout`,
+    /// `me`, `accounts`.
     pub fn calls(&self, endpoint: &str) -> usize {
         self.shared.lock().calls.get(endpoint).copied().unwrap_or(0)
     }
@@ -274,6 +320,35 @@ impl StandIn {
 
     pub fn api_requests(&self) -> Vec<RecordedApiRequest> {
         self.shared.lock().api_requests.clone()
+    }
+
+    /// Every code, access token and refresh token issued so far.
+    pub fn issued(&self) -> IssuedSecrets {
+        self.shared.lock().issued.clone()
+    }
+
+    /// Plays `fault` at `endpoint` (a name as in [`StandIn::calls`]) until cleared with `None`.
+    pub fn set_fault(&self, endpoint: &'static str, fault: Option<Fault>) {
+        let mut inner = self.shared.lock();
+        match fault {
+            Some(f) => inner.faults.insert(endpoint, f),
+            None => inner.faults.remove(endpoint),
+        };
+    }
+
+    /// The lifetime of JWTs issued from now on; `expires_in` follows it.
+    pub fn set_jwt_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().jwt_lifetime = Some(lifetime);
+    }
+
+    /// Revokes every refresh token, as an administrator or a 90-day expiry would.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// How many refresh tokens are still alive.
+    pub fn live_refresh_tokens(&self) -> usize {
+        self.shared.lock().refresh_tokens.len()
     }
 }
 
@@ -302,6 +377,15 @@ fn router(shared: Shared) -> Router {
             "/oauth2/access_token/",
             axum::routing::post(token::access_token),
         )
+        .route(
+            "/oauth2/revoke_token",
+            axum::routing::post(token::revoke_token),
+        )
+        .route(
+            "/oauth2/revoke_token/",
+            axum::routing::post(token::revoke_token),
+        )
+        .route("/logout", get(authorize::logout).post(authorize::logout))
         .route("/api/user/v1/me", get(api::me))
         .route("/api/user/v1/accounts/{username}", get(api::account))
         .fallback(|| async {
@@ -311,7 +395,56 @@ fn router(shared: Shared) -> Router {
                 "No such page on this LMS.",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            count_and_play_faults,
+        ))
         .with_state(shared)
+}
+
+/// The endpoint name a path counts under.
+fn endpoint_of(path: &str) -> Option<&'static str> {
+    let path = path.trim_end_matches('/');
+    Some(match path {
+        "/login" => "login",
+        "/logout" => "logout",
+        "/oauth2/authorize" => "authorize",
+        "/oauth2/access_token" => "token",
+        "/oauth2/revoke_token" => "revoke",
+        "/api/user/v1/me" => "me",
+        _ if path.starts_with("/api/user/v1/accounts/") => "accounts",
+        _ => return None,
+    })
+}
+
+/// Counts every request by endpoint, and plays the fault set for it, if any.
+async fn count_and_play_faults(
+    axum::extract::State(s): axum::extract::State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(endpoint) = endpoint_of(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    s.count(endpoint);
+    let fault = s.lock().faults.get(endpoint).cloned();
+    match fault {
+        None => next.run(request).await,
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(request).await
+        }
+        Some(Fault::Respond {
+            status,
+            content_type,
+            body,
+        }) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response(),
+    }
 }
 
 /// The value of one cookie in the request.

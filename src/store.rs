@@ -11,6 +11,8 @@ use sqlx::{
 };
 use tower_sessions_sqlx_store::SqliteStore;
 
+use crate::lms::Token;
+
 /// The app's own record of one person who signed in.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProfileRecord {
@@ -21,6 +23,57 @@ pub struct ProfileRecord {
     pub first_signed_in_at: i64,
     pub last_signed_in_at: i64,
     pub sign_in_count: i64,
+}
+
+/// A token row: the token, and the version a refresh must start from.
+#[derive(Debug)]
+pub struct StoredToken {
+    pub token: Token,
+    pub version: i64,
+    pub refreshing_until: Option<i64>,
+}
+
+/// A database failure, or a token row that no longer parses.
+#[derive(Debug)]
+pub enum StoreError {
+    Database(sqlx::Error),
+    Corrupt(serde_json::Error),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Database(e) => write!(f, "database: {e}"),
+            // Only the kind and position: serde_json's message may quote the value, a token.
+            Self::Corrupt(e) => write!(
+                f,
+                "a stored token does not parse ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e)
+    }
+}
+
+/// 128 random bits, URL-safe: ids nobody can guess.
+fn random_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
 }
 
 #[derive(Clone, Debug)]
@@ -106,6 +159,114 @@ impl Store {
         .bind(username)
         .fetch_optional(&self.pool)
         .await
+    }
+
+    /// Keeps a freshly issued token under a new random id, which the session then holds.
+    pub async fn insert_token(&self, token: &Token, now: i64) -> Result<String, StoreError> {
+        let id = random_id();
+        sqlx::query(
+            "INSERT INTO tokens (id, token, version, created_at, updated_at)
+             VALUES ($1, $2, 0, $3, $3)",
+        )
+        .bind(&id)
+        .bind(serde_json::to_string(token)?)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        let row: Option<(String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT token, version, refreshing_until FROM tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(json, version, refreshing_until)| {
+            Ok(StoredToken {
+                token: serde_json::from_str(&json)?,
+                version,
+                refreshing_until,
+            })
+        })
+        .transpose()
+    }
+
+    /// Claims the right to refresh `version` of the token until `until`. Exactly one caller wins,
+    /// in this process or any other sharing the database; the claim lapses at `until` in case
+    /// its holder dies.
+    pub async fn claim_refresh(
+        &self,
+        id: &str,
+        version: i64,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tokens SET refreshing_until = $1
+             WHERE id = $2 AND version = $3
+               AND (refreshing_until IS NULL OR refreshing_until < $4)",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(version)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores the refreshed token over `version` and releases the claim, in one statement, so the
+    /// rotated refresh token replaces the spent one atomically.
+    pub async fn finish_refresh(
+        &self,
+        id: &str,
+        version: i64,
+        token: &Token,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tokens SET token = $1, version = version + 1, refreshing_until = NULL,
+                               updated_at = $2
+             WHERE id = $3 AND version = $4",
+        )
+        .bind(serde_json::to_string(token)?)
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up a claim without a new token (the LMS could not be reached), so another request
+    /// may try at once.
+    pub async fn release_refresh(&self, id: &str, version: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET refreshing_until = NULL WHERE id = $1 AND version = $2")
+            .bind(id)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a token and returns it (for revocation at sign-out).
+    pub async fn take_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        let token = self.token(id).await?.map(|t| t.token);
+        sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// Deletes tokens older than any session may live: their sessions expired without a sign-out.
+    pub async fn delete_tokens_created_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM tokens WHERE created_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn close(&self) {

@@ -447,25 +447,6 @@ async fn a_next_pointing_elsewhere_is_ignored() {
 }
 
 #[tokio::test]
-async fn signing_out_ends_the_session() {
-    let app = spawn_app().await;
-    app.sign_in().await;
-    let before = app.session_cookie().unwrap();
-    let response = app
-        .client
-        .post(app.url.join("/signout/").unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[header::LOCATION], "/signed-out/");
-    assert_ne!(app.session_cookie(), Some(before));
-    assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
-    let page = app.get("/signed-out/").await.text().await.unwrap();
-    assert!(page.contains("You are signed out"));
-}
-
-#[tokio::test]
 async fn a_sign_in_is_recorded_in_the_profiles_table() {
     let app = spawn_app().await;
     app.sign_in().await;

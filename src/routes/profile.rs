@@ -1,18 +1,21 @@
-//! `GET /profile/`: the signed-in person's LMS profile, from the session.
+//! `GET /profile/`: the signed-in person's LMS profile, from the session; `POST /profile/reload`
+//! reads it from the LMS again with the (refreshed if need be) token.
 
 use askama::Template;
 use axum::{
-    extract::State,
+    extract::{RawForm, State},
     response::{IntoResponse, Redirect, Response},
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
+use super::{SignedInOr, require_signed_in, signout, submitted_csrf};
 use crate::{
     AppState,
     error::AppError,
-    lms::unix_now,
-    session::{AppSession, SignedIn},
+    lms::{LmsError, Token, unix_now},
+    session::{AppSession, Ended, SignedIn},
     templates::render,
+    tokens::{self, TokenError},
 };
 
 #[derive(Template)]
@@ -33,23 +36,69 @@ struct ProfilePage {
     expires: String,
     signed_in_at: String,
     claims: Option<Vec<(String, String)>>,
+    csrf: String,
 }
 
 pub async fn show(
     State(state): State<AppState>,
     session: AppSession,
 ) -> Result<Response, AppError> {
-    let Some(signed_in) = session.signed_in().await? else {
-        return Ok(Redirect::to("/").into_response());
+    let signed_in = match require_signed_in(&state, &session).await? {
+        SignedInOr::SignedIn(s) => *s,
+        SignedInOr::Respond(response) => return Ok(response),
     };
+    let Some(stored) = state.store.token(&signed_in.token_id).await? else {
+        // Its token was revoked and removed by another request of this session.
+        return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
+    };
+    let lms_url = state.config.lms_url.as_str();
     Ok(render(&ProfilePage::new(
         &signed_in,
-        state.config.lms_url.as_str(),
+        &stored.token,
+        lms_url,
     )))
 }
 
+/// `POST /profile/reload`: the account, read again from the LMS. The token is refreshed first when
+/// it is (nearly) expired; if the LMS will not renew it, the session ends with a page saying so.
+pub async fn reload(
+    State(state): State<AppState>,
+    session: AppSession,
+    RawForm(body): RawForm,
+) -> Result<Response, AppError> {
+    let signed_in = match require_signed_in(&state, &session).await? {
+        SignedInOr::SignedIn(s) => *s,
+        SignedInOr::Respond(response) => return Ok(response),
+    };
+    if !signed_in.csrf_matches(&submitted_csrf(&body)) {
+        return Err(AppError::Csrf);
+    }
+    let token = match tokens::fresh(&state, &signed_in.token_id).await {
+        Ok(token) => token,
+        Err(TokenError::Ended) => {
+            return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
+        }
+        Err(TokenError::Lms(e)) => return Err(e.into()),
+        Err(TokenError::Store(e)) => return Err(e.into()),
+    };
+    let account = match state.lms.profile(&token).await {
+        Ok(account) => account,
+        Err(LmsError::Rejected { .. }) => {
+            return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    session
+        .update(SignedIn {
+            account,
+            ..signed_in
+        })
+        .await?;
+    Ok(Redirect::to("/profile/").into_response())
+}
+
 impl ProfilePage {
-    fn new(s: &SignedIn, lms_url: &str) -> Self {
+    fn new(s: &SignedIn, token: &Token, lms_url: &str) -> Self {
         let a = &s.account;
         let present = |v: &Option<String>| {
             v.as_ref()
@@ -73,14 +122,14 @@ impl ProfilePage {
             bio: present(&a.bio),
             image_url: a.image_url().map(str::to_owned),
             lms_url: lms_url.trim_end_matches('/').to_owned(),
-            token_type: s.token.kind.scheme(),
-            scopes: s.token.scopes.join(" "),
-            expires: s
-                .token
+            token_type: token.kind.scheme(),
+            scopes: token.scopes.join(" "),
+            expires: token
                 .expires_at
                 .map_or_else(|| "not stated by the LMS".into(), expiry),
             signed_in_at: timestamp(s.signed_in_at),
-            claims: s.token.claims().map(|c| c.rows()),
+            claims: token.claims().map(|c| c.rows()),
+            csrf: s.csrf.expose().to_owned(),
         }
     }
 }

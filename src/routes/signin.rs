@@ -110,8 +110,7 @@ pub async fn callback(
         .lms
         .exchange_code(&code, &pending.pkce_verifier)
         .await?;
-    let me = state.lms.me(&token).await?;
-    let account = state.lms.account(&token, &me.username).await?;
+    let account = state.lms.profile(&token).await?;
     let user_id = account
         .id
         .or_else(|| token.claims().and_then(|c| c.user_id()));
@@ -126,13 +125,10 @@ pub async fn callback(
             now,
         )
         .await?;
+    let token_id = state.store.insert_token(&token, now).await?;
     tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
     session
-        .complete_sign_in(SignedIn {
-            token,
-            account,
-            signed_in_at: now,
-        })
+        .complete_sign_in(SignedIn::new(token_id, account, now))
         .await?;
 
     Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())

@@ -18,7 +18,6 @@ use crate::lms::unix_now;
 const LEEWAY_SECS: i64 = 1;
 
 pub async fn me(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    s.count("me");
     match authenticate(&s, &headers, "/api/user/v1/me") {
         Ok(user) => Json(json!({ "username": user.username })).into_response(),
         Err(unauthorized) => unauthorized.into_response(),
@@ -30,7 +29,6 @@ pub async fn account(
     headers: HeaderMap,
     Path(username): Path<String>,
 ) -> Response {
-    s.count("accounts");
     let caller = match authenticate(&s, &headers, &format!("/api/user/v1/accounts/{username}")) {
         Ok(user) => user,
         Err(unauthorized) => return unauthorized.into_response(),

@@ -32,6 +32,12 @@ struct ConsentPage<'a> {
     scopes: Vec<&'static str>,
 }
 
+#[derive(Template)]
+#[template(path = "standin/logout.html")]
+struct LogoutPage<'a> {
+    target: &'a str,
+}
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     username: String,
@@ -48,7 +54,6 @@ pub async fn login_form(uri: Uri) -> Response {
 
 /// Logs a learner in (by username or email, as the LMS allows) and returns to `next`.
 pub async fn login(State(s): State<Shared>, Form(form): Form<LoginForm>) -> Response {
-    s.count("login");
     let user = {
         let inner = s.lock();
         inner
@@ -87,6 +92,43 @@ pub async fn login(State(s): State<Shared>, Form(form): Form<LoginForm>) -> Resp
         .into_response()
 }
 
+/// `GET|POST /logout` (no trailing slash): ends the LMS session and renders a 200 page that sends
+/// the browser on (the LMS does it with JavaScript after its front-channel iframes). The target is
+/// `redirect_url` (or `next`) only when `client_id` names an app whose registered redirect URIs
+/// contain it as a substring, as `is_safe_login_or_logout_redirect` checks; otherwise `/`.
+pub async fn logout(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let params = query_params(&uri);
+    if let Some(sid) = super::cookie(&headers, SESSION_COOKIE) {
+        s.lock().sessions.remove(&sid);
+    }
+    let wanted = params.get("redirect_url").or_else(|| params.get("next"));
+    let target = match (params.get("client_id"), wanted) {
+        (Some(client_id), Some(url)) => {
+            let Some(client) = s.lock().clients.get(client_id).cloned() else {
+                // Application.DoesNotExist is not caught by the LMS.
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Server Error (500)",
+                    "Application matching query does not exist.",
+                );
+            };
+            if client.redirect_uris.join(" ").contains(url.as_str()) {
+                url.clone()
+            } else {
+                "/".to_owned()
+            }
+        }
+        (None, Some(url)) if url.starts_with('/') && !url.starts_with("//") => url.clone(),
+        _ => "/".to_owned(),
+    };
+    let expired = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+    (
+        [(header::SET_COOKIE, expired)],
+        render(&LogoutPage { target: &target }),
+    )
+        .into_response()
+}
+
 /// A request the authorize endpoint accepted; what a code will be bound to.
 struct Accepted {
     client: RegisteredClient,
@@ -100,7 +142,6 @@ struct Accepted {
 /// `GET /oauth2/authorize[/]`: validates, sends a stranger to the login page, and either issues a
 /// code at once (consent skipped or given before) or shows the consent page.
 pub async fn authorize(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
-    s.count("authorize");
     let accepted = match validate(&s, &query_params(&uri)) {
         Ok(accepted) => accepted,
         Err(refusal) => return refusal.into_response(),
@@ -147,7 +188,6 @@ pub async fn consent(
     uri: Uri,
     Form(form): Form<ConsentForm>,
 ) -> Response {
-    s.count("authorize");
     let accepted = match validate(&s, &query_params(&uri)) {
         Ok(accepted) => accepted,
         Err(refusal) => return refusal.into_response(),
@@ -259,7 +299,11 @@ fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
         challenge: accepted.challenge,
         expires_at: tokio::time::Instant::now() + s.settings.code_lifetime,
     };
-    s.lock().grants.insert(code.clone(), grant);
+    {
+        let mut inner = s.lock();
+        inner.grants.insert(code.clone(), grant);
+        inner.issued.codes.push(code.clone());
+    }
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &accepted.state {
         params.push(("state", state));

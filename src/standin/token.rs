@@ -1,4 +1,5 @@
-//! `POST /oauth2/access_token[/]`: the token endpoint (`openedx.md` §2, §3, §9).
+//! `POST /oauth2/access_token[/]`, the token endpoint, and `POST /oauth2/revoke_token[/]`
+//! (`openedx.md` §2, §3, §8, §9).
 
 use axum::{
     Json,
@@ -15,7 +16,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{IssuedToken, LmsUser, RecordedTokenRequest, RegisteredClient, Shared, random_token};
+use super::{
+    IssuedToken, LmsUser, RecordedTokenRequest, RefreshGrant, RegisteredClient, Shared,
+    random_token,
+};
 use crate::lms::unix_now;
 
 /// An OAuth 2 error answer, exactly as oauthlib writes it.
@@ -42,12 +46,48 @@ fn no_store() -> [(header::HeaderName, &'static str); 2] {
 }
 
 pub async fn access_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    s.count("token");
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+    let request = record(&s, &headers, &body);
+    let Some(client) = authenticate(&s, &request) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
+    };
+    match request.field("grant_type") {
+        Some("authorization_code") => authorization_code(&s, &client, &request),
+        Some("refresh_token") => refresh(&s, &client, &request),
+        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+    }
+}
+
+/// oauthlib's `RevocationEndpoint`: client authentication, then 200 with an empty body whether or
+/// not the token existed. Revoking a refresh token deletes its access token too; a JWT is not
+/// revocable (nothing is stored for it) and is silently accepted.
+pub async fn revoke_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let request = record(&s, &headers, &body);
+    let Some(client) = authenticate(&s, &request) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
+    };
+    let Some(token) = request.field("token") else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", None);
+    };
+    let mut inner = s.lock();
+    if inner
+        .refresh_tokens
+        .get(token)
+        .is_some_and(|r| r.client_id == client.client_id)
+        && let Some(grant) = inner.refresh_tokens.remove(token)
+    {
+        inner.opaque_tokens.remove(&grant.access_token);
+    }
+    inner.opaque_tokens.remove(token);
+    (StatusCode::OK, no_store()).into_response()
+}
+
+/// Parses and records a token or revocation request.
+fn record(s: &Shared, headers: &HeaderMap, body: &[u8]) -> RecordedTokenRequest {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let request = RecordedTokenRequest {
-        basic_auth: basic_auth(&headers),
+        basic_auth: basic_auth(headers),
         x_token_type: headers
             .get("x-token-type")
             .and_then(|v| v.to_str().ok())
@@ -55,14 +95,7 @@ pub async fn access_token(State(s): State<Shared>, headers: HeaderMap, body: Byt
         form,
     };
     s.lock().token_requests.push(request.clone());
-
-    let Some(client) = authenticate(&s, &request) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
-    };
-    match request.field("grant_type") {
-        Some("authorization_code") => authorization_code(&s, &client, &request),
-        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
-    }
+    request
 }
 
 /// HTTP Basic credentials, base64-decoded and then URL-decoded (`unquote_plus`), as DOT reads them.
@@ -136,42 +169,99 @@ fn authorization_code(
     let Some(user) = inner.users.get(&grant.username).cloned() else {
         return bad("invalid_grant", None);
     };
+    drop(inner);
+    issue(s, client, &user, grant.scopes, request)
+}
 
+/// `grant_type=refresh_token`: the refresh token is spent (DOT's `ROTATE_REFRESH_TOKEN`) and a new
+/// pair issued with the same scopes.
+fn refresh(s: &Shared, client: &RegisteredClient, request: &RecordedTokenRequest) -> Response {
+    let bad = |error: &str, description: Option<&str>| {
+        oauth_error(StatusCode::BAD_REQUEST, error, description)
+    };
+    let Some(refresh_token) = request.field("refresh_token") else {
+        return bad("invalid_request", Some("Missing refresh token parameter."));
+    };
+    let mut inner = s.lock();
+    let valid = inner
+        .refresh_tokens
+        .get(refresh_token)
+        .is_some_and(|r| r.client_id == client.client_id && r.expires_at > unix_now());
+    let Some(grant) = valid
+        .then(|| inner.refresh_tokens.remove(refresh_token))
+        .flatten()
+    else {
+        return bad("invalid_grant", None);
+    };
+    inner.opaque_tokens.remove(&grant.access_token);
+    let Some(user) = inner.users.get(&grant.username).cloned() else {
+        return bad("invalid_grant", None);
+    };
+    drop(inner);
+    issue(s, client, &user, grant.scopes, request)
+}
+
+/// The token response: a JWT when `token_type=jwt` (body or `X-Token-Type`), else the opaque
+/// access token; always a new opaque refresh token.
+fn issue(
+    s: &Shared,
+    client: &RegisteredClient,
+    user: &LmsUser,
+    scopes: Vec<String>,
+    request: &RecordedTokenRequest,
+) -> Response {
     let access_token = random_token(30);
     let refresh_token = random_token(30);
     let opaque_expires_in = s.settings.opaque_lifetime.as_secs() as i64;
-    inner.opaque_tokens.insert(
-        access_token.clone(),
-        IssuedToken {
-            username: user.username.clone(),
-            expires_at: unix_now() + opaque_expires_in,
-        },
-    );
-    drop(inner);
-
+    let now = unix_now();
     let wants_jwt = request
         .field("token_type")
         .map(str::to_owned)
         .or_else(|| request.x_token_type.clone())
         .is_some_and(|t| t.eq_ignore_ascii_case("jwt"));
-    let scope = grant.scopes.join(" ");
-    let body = if wants_jwt {
-        let expires_in = s.settings.jwt_lifetime.as_secs() as i64;
-        json!({
-            "access_token": jwt(s, &user, &grant.scopes, expires_in),
-            "expires_in": expires_in,
-            "token_type": "JWT",
-            "scope": scope,
-            "refresh_token": refresh_token,
-        })
-    } else {
-        json!({
-            "access_token": access_token,
-            "expires_in": opaque_expires_in,
-            "token_type": "Bearer",
-            "scope": scope,
-            "refresh_token": refresh_token,
-        })
+    let scope = scopes.join(" ");
+    let body = {
+        let mut inner = s.lock();
+        inner.opaque_tokens.insert(
+            access_token.clone(),
+            IssuedToken {
+                username: user.username.clone(),
+                expires_at: now + opaque_expires_in,
+            },
+        );
+        inner.refresh_tokens.insert(
+            refresh_token.clone(),
+            RefreshGrant {
+                client_id: client.client_id.clone(),
+                username: user.username.clone(),
+                scopes: scopes.clone(),
+                expires_at: now + s.settings.refresh_lifetime.as_secs() as i64,
+                access_token: access_token.clone(),
+            },
+        );
+        inner.issued.refresh_tokens.push(refresh_token.clone());
+        if wants_jwt {
+            let lifetime = inner.jwt_lifetime.unwrap_or(s.settings.jwt_lifetime);
+            let expires_in = lifetime.as_secs() as i64;
+            let jwt = jwt(s, user, &scopes, expires_in);
+            inner.issued.access_tokens.push(jwt.clone());
+            json!({
+                "access_token": jwt,
+                "expires_in": expires_in,
+                "token_type": "JWT",
+                "scope": scope,
+                "refresh_token": refresh_token,
+            })
+        } else {
+            inner.issued.access_tokens.push(access_token.clone());
+            json!({
+                "access_token": access_token,
+                "expires_in": opaque_expires_in,
+                "token_type": "Bearer",
+                "scope": scope,
+                "refresh_token": refresh_token,
+            })
+        }
     };
     (StatusCode::OK, no_store(), Json(body)).into_response()
 }

@@ -36,6 +36,8 @@ impl Drop for TestApp {
 pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     pub skip_authorization: bool,
+    /// Also register `PUBLIC_URL/signed-out/`, as the README says to for `LMS_LOGOUT=true`.
+    pub register_signed_out: bool,
     pub settings: Settings,
 }
 
@@ -53,7 +55,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     standin.register_client(RegisteredClient {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
-        redirect_uris: vec![format!("{url}authorize/")],
+        redirect_uris: if options.register_signed_out {
+            vec![format!("{url}authorize/"), format!("{url}signed-out/")]
+        } else {
+            vec![format!("{url}authorize/")]
+        },
         skip_authorization: options.skip_authorization,
         scopes: vec!["user_id".into()],
     });
@@ -193,6 +199,38 @@ impl TestApp {
             .unwrap()
             .split("; ")
             .find_map(|pair| pair.strip_prefix("profiles_session=").map(str::to_owned))
+    }
+
+    /// The CSRF token the profile page's forms carry.
+    pub async fn csrf(&self) -> String {
+        let page = self.get("/profile/").await.text().await.unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = page.find(marker).expect("a form with a csrf field") + marker.len();
+        page[start..].split('"').next().unwrap().to_owned()
+    }
+
+    /// POSTs a form to the app.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url.join(path).unwrap())
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a form with this session's CSRF token.
+    pub async fn post_with_csrf(&self, path: &str) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.post(path, &[("csrf", csrf.as_str())]).await
+    }
+
+    /// Another server on the same database and LMS, as a second replica would be; it shares
+    /// this app's cookie jar (cookies ignore ports).
+    pub async fn replica(&self) -> (Url, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        (url, serve(listener, &self.vars).await)
     }
 
     /// Stops this app and starts a fresh process-equivalent on the same database and cookie jar.
