@@ -225,7 +225,7 @@ impl AppSession {
         let Some(signed_in) = self.0.get::<SignedIn>(SIGNED_IN_KEY).await? else {
             return Ok(Presence::Anonymous);
         };
-        if unix_now() - signed_in.signed_in_at >= max_age.as_secs() as i64 {
+        if past_max_age(signed_in.signed_in_at, unix_now(), max_age) {
             return Ok(Presence::Expired(signed_in));
         }
         Ok(Presence::SignedIn(signed_in))
@@ -242,6 +242,11 @@ impl AppSession {
         self.0.flush().await?;
         Ok(())
     }
+}
+
+/// OWASP's absolute timeout: a sign-in older than `max_age` is over, however active.
+fn past_max_age(signed_in_at: i64, now: i64, max_age: std::time::Duration) -> bool {
+    now - signed_in_at >= max_age.as_secs() as i64
 }
 
 /// Whether the request carried the session cookie at all (for telling the person, and the log,
@@ -270,6 +275,13 @@ mod tests {
         assert!(!cookie_sent(&headers, "profiles_session"));
         headers.append("cookie", HeaderValue::from_static("profiles_session=abc"));
         assert!(cookie_sent(&headers, "profiles_session"));
+    }
+
+    #[test]
+    fn a_sign_in_expires_at_its_absolute_lifetime_however_active() {
+        let day = std::time::Duration::from_secs(86_400);
+        assert!(!past_max_age(1_000, 1_000 + 86_399, day));
+        assert!(past_max_age(1_000, 1_000 + 86_400, day));
     }
 
     #[test]

@@ -1,0 +1,80 @@
+//! The log of a whole sign-in, refresh and sign-out, captured at the most verbose level, holds
+//! none of the secrets that went by: client secret, codes, PKCE verifiers, states, tokens and
+//! session ids. (Its own test binary: the log subscriber is process-wide.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::{CLIENT_SECRET, spawn_app};
+use reqwest::StatusCode;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_of_a_whole_session() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("trace")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let app = spawn_app().await;
+    let mut session_ids = vec![];
+    app.standin.set_jwt_lifetime(Duration::from_secs(30));
+    app.get("/").await;
+    session_ids.extend(app.session_cookie());
+    assert_eq!(app.sign_in().await.status(), StatusCode::SEE_OTHER);
+    session_ids.extend(app.session_cookie());
+    app.standin.set_jwt_lifetime(Duration::from_secs(3600));
+    let reload = app.post_with_csrf("/profile/reload").await;
+    assert_eq!(reload.status(), StatusCode::SEE_OTHER);
+    let csrf = app.csrf().await;
+    let logout = app.post("/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    // A failure too: error paths log more.
+    app.get("/authorize/?state=forged&code=forged-code").await;
+
+    let issued = app.standin.issued();
+    let mut secrets: Vec<String> = vec![CLIENT_SECRET.to_owned(), csrf];
+    secrets.extend(session_ids);
+    secrets.extend(issued.codes);
+    secrets.extend(issued.access_tokens);
+    secrets.extend(issued.refresh_tokens);
+    for request in app.standin.token_requests() {
+        secrets.extend(request.field("code_verifier").map(str::to_owned));
+    }
+    assert!(secrets.len() >= 9, "{} secrets", secrets.len());
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("signed in"), "the capture works");
+    assert!(log.contains("refreshed the access token"));
+    assert!(log.contains("signed out"));
+    for secret in &secrets {
+        // Also the JWT's signature alone, and a prefix of opaque values.
+        let probe = secret.rsplit('.').next().unwrap();
+        assert!(
+            !log.contains(probe),
+            "a secret ({}...) is in the log",
+            &probe[..6.min(probe.len())]
+        );
+    }
+}
