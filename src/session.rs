@@ -173,7 +173,7 @@ impl AppSession {
     /// Remembers a sign-in that is about to leave for the LMS.
     pub async fn begin_sign_in(&self, pending: PendingSignIn) -> Result<(), AppError> {
         let mut list: Vec<PendingSignIn> = self.0.get(PENDING_KEY).await?.unwrap_or_default();
-        list.retain(|p| unix_now() - p.started_at < PENDING_TTL_SECS);
+        list.retain(|p| !pending_expired(p.started_at, unix_now()));
         list.push(pending);
         if list.len() > MAX_PENDING {
             list.drain(..list.len() - MAX_PENDING);
@@ -207,7 +207,7 @@ impl AppSession {
             self.0.insert(PENDING_KEY, list).await?;
         }
         self.0.save().await?;
-        if unix_now() - pending.started_at >= PENDING_TTL_SECS {
+        if pending_expired(pending.started_at, unix_now()) {
             return Ok(Err(Interrupted::Expired));
         }
         Ok(Ok(pending))
@@ -244,6 +244,12 @@ impl AppSession {
     }
 }
 
+/// A `state` is good for ten minutes: long enough to log in at the LMS, short enough that an old
+/// link is useless.
+fn pending_expired(started_at: i64, now: i64) -> bool {
+    now - started_at >= PENDING_TTL_SECS
+}
+
 /// OWASP's absolute timeout: a sign-in older than `max_age` is over, however active.
 fn past_max_age(signed_in_at: i64, now: i64, max_age: std::time::Duration) -> bool {
     now - signed_in_at >= max_age.as_secs() as i64
@@ -275,6 +281,12 @@ mod tests {
         assert!(!cookie_sent(&headers, "profiles_session"));
         headers.append("cookie", HeaderValue::from_static("profiles_session=abc"));
         assert!(cookie_sent(&headers, "profiles_session"));
+    }
+
+    #[test]
+    fn a_pending_sign_in_expires_after_ten_minutes() {
+        assert!(!pending_expired(1_000, 1_000 + 599));
+        assert!(pending_expired(1_000, 1_000 + 600));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::{
     time::Duration,
 };
 
-use common::{CLIENT_SECRET, spawn_app};
+use common::{CLIENT_SECRET, Options, spawn_app, spawn_app_with};
+use profiles::standin::Fault;
 use reqwest::StatusCode;
 
 #[derive(Clone, Default)]
@@ -50,11 +51,34 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     let csrf = app.csrf().await;
     let logout = app.post("/logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
-    // A failure too: error paths log more.
+    // Failures too: error paths log more, and must say what to check.
     app.get("/authorize/?state=forged&code=forged-code").await;
+    app.standin.set_fault(
+        "token",
+        Some(Fault::Respond {
+            status: 500,
+            content_type: "text/html",
+            body: "<h1>Server Error (500)</h1>".into(),
+        }),
+    );
+    assert_eq!(app.sign_in().await.status(), StatusCode::BAD_GATEWAY);
+    app.standin.set_fault("token", None);
+    let misconfigured = spawn_app_with(Options {
+        vars: vec![("LMS_CLIENT_SECRET", "wrong-secret-value".into())],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        misconfigured.sign_in().await.status(),
+        StatusCode::BAD_GATEWAY
+    );
 
     let issued = app.standin.issued();
-    let mut secrets: Vec<String> = vec![CLIENT_SECRET.to_owned(), csrf];
+    let mut secrets: Vec<String> = vec![
+        CLIENT_SECRET.to_owned(),
+        "wrong-secret-value".to_owned(),
+        csrf,
+    ];
     secrets.extend(session_ids);
     secrets.extend(issued.codes);
     secrets.extend(issued.access_tokens);
@@ -68,6 +92,14 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     assert!(log.contains("signed in"), "the capture works");
     assert!(log.contains("refreshed the access token"));
     assert!(log.contains("signed out"));
+    assert!(
+        log.contains("HTTP 500") && log.contains("Server Error (500)"),
+        "a 5xx is logged with its status and an excerpt"
+    );
+    assert!(
+        log.contains("check LMS_CLIENT_ID, LMS_CLIENT_SECRET"),
+        "invalid_client names the settings to check"
+    );
     for secret in &secrets {
         // Also the JWT's signature alone, and a prefix of opaque values.
         let probe = secret.rsplit('.').next().unwrap();

@@ -344,6 +344,34 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
 }
 
 #[tokio::test]
+async fn the_session_cookie_lasts_as_long_as_the_configured_idle_time() {
+    let app = spawn_app_with(Options {
+        vars: vec![("SESSION_IDLE_MINUTES", "5".into())],
+        ..Options::default()
+    })
+    .await;
+    let response = app.get("/").await;
+    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let max_age: i64 = set_cookie
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .map(|v| v.parse().unwrap())
+        .or_else(|| {
+            let expires = set_cookie
+                .split("; ")
+                .find_map(|a| a.strip_prefix("Expires="))?;
+            let at = time::OffsetDateTime::parse(
+                expires,
+                &time::format_description::well_known::Rfc2822,
+            )
+            .ok()?;
+            Some((at - time::OffsetDateTime::now_utc()).whole_seconds())
+        })
+        .unwrap_or_else(|| panic!("an expiry in {set_cookie}"));
+    assert!((290..=300).contains(&max_age), "{max_age} s: {set_cookie}");
+}
+
+#[tokio::test]
 async fn an_https_public_url_gets_a_secure_host_prefixed_cookie() {
     let app = spawn_app_with(Options {
         vars: vec![("PUBLIC_URL", "https://profiles.example.org/".into())],
