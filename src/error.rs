@@ -243,12 +243,9 @@ impl std::fmt::Display for AppError {
         match self {
             Self::SignInInterrupted(why) => write!(f, "sign-in interrupted: {}", why.as_str()),
             Self::Declined => f.write_str("the person declined consent (access_denied)"),
+            // Debug-quoted: these come from the query string, and must not forge log lines.
             Self::AuthorizeError { code, description } => {
-                write!(
-                    f,
-                    "authorize error {code}: {}",
-                    description.as_deref().unwrap_or("-")
-                )
+                write!(f, "authorize error {code:?}: {description:?}")
             }
             Self::BadCallback(why) => write!(f, "bad callback: {why}"),
             Self::CodeRejected => {

@@ -68,8 +68,9 @@ pub fn app(state: AppState) -> Router {
             .unwrap_or("the LMS")
             .to_owned()
             .into(),
-        // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS.
-        request_timeout: config.lms_timeout * 3 + std::time::Duration::from_secs(5),
+        // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS; a reload
+        // may first wait out another request's refresh (one more call, plus its claim's margin).
+        request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
     };
     let sessions = session::layer(state.store.session_store(), config);

@@ -276,17 +276,22 @@ impl LmsClient {
         Ok(fresh)
     }
 
-    /// Revokes what can be revoked of a token: an opaque access token, then the refresh token
-    /// (which also deletes its access token in DOT). A JWT cannot be revoked; it simply expires.
+    /// Revokes what can be revoked of a token: the refresh token first (DOT deletes its access
+    /// token with it), then an opaque access token in case that failed. Both are tried; the first
+    /// error is returned. A JWT cannot be revoked; it simply expires.
     pub async fn revoke(&self, token: &Token) -> Result<(), LmsError> {
-        if token.kind == TokenKind::Bearer {
-            self.revoke_one(token.access_token.expose(), "access_token")
-                .await?;
-        }
-        if let Some(refresh) = &token.refresh_token {
-            self.revoke_one(refresh.expose(), "refresh_token").await?;
-        }
-        Ok(())
+        let refresh = match &token.refresh_token {
+            Some(refresh) => self.revoke_one(refresh.expose(), "refresh_token").await,
+            None => Ok(()),
+        };
+        let access = match token.kind {
+            TokenKind::Bearer => {
+                self.revoke_one(token.access_token.expose(), "access_token")
+                    .await
+            }
+            TokenKind::Jwt => Ok(()),
+        };
+        refresh.and(access)
     }
 
     /// `POST /oauth2/revoke_token` (RFC 7009) by hand: the `oauth2` crate refuses revocation
@@ -543,10 +548,14 @@ fn oauth_request_error<T: ErrorResponseType + AsRef<str> + fmt::Display + 'stati
             endpoint,
             detail: e.to_string(),
         },
-        // The body of a 200 may hold a token, so only the parser's message is kept.
-        RequestTokenError::Parse(e, _body) => LmsError::Garbage {
+        // JSON that is not a token response may hold a token all the same, so only the parser's
+        // message is kept; a body that is not JSON at all (an HTML error page) is excerpted.
+        RequestTokenError::Parse(e, body) => LmsError::Garbage {
             endpoint,
-            detail: e.to_string(),
+            detail: match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(_) => e.to_string(),
+                Err(_) => format!("{e} in {:?}", excerpt(&body)),
+            },
         },
         RequestTokenError::Other(detail) => LmsError::Garbage { endpoint, detail },
     }

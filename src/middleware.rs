@@ -66,9 +66,11 @@ pub fn stack(router: Router, config: StackConfig) -> Router {
         }))
         .layer(middleware::from_fn_with_state(
             config.clone(),
-            security_headers,
+            request_context,
         ))
-        .layer(middleware::from_fn_with_state(config, request_context))
+        // Outermost, so that every response gets the headers: the timeout page and the session
+        // layer's own failures included.
+        .layer(middleware::from_fn_with_state(config, security_headers))
 }
 
 /// Gives the request an id, serves it within its timeout, and logs one line: method, path (never

@@ -49,6 +49,9 @@ pub fn layer<S: SessionStore + Clone>(store: S, config: &Config) -> SessionManag
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle))
+        // Without it a session is saved (and its expiry pushed back) only when modified, so an
+        // active reader would be signed out SESSION_IDLE_MINUTES after signing in.
+        .with_always_save(true)
 }
 
 /// A sign-in that went to the LMS and has not come back yet.
@@ -213,11 +216,17 @@ impl AppSession {
         Ok(Ok(pending))
     }
 
-    /// Signs the person in under a new session id (against session fixation).
-    pub async fn complete_sign_in(&self, signed_in: SignedIn) -> Result<(), AppError> {
+    /// Signs the person in under a new session id (against session fixation). Returns the
+    /// sign-in it replaces, if this browser was signed in already, so its token can be revoked.
+    pub async fn complete_sign_in(
+        &self,
+        signed_in: SignedIn,
+    ) -> Result<Option<SignedIn>, AppError> {
         self.0.cycle_id().await?;
+        // An older shape under the key is as good as none.
+        let previous = self.0.get::<SignedIn>(SIGNED_IN_KEY).await.ok().flatten();
         self.0.insert(SIGNED_IN_KEY, signed_in).await?;
-        Ok(())
+        Ok(previous)
     }
 
     /// Who is signed in, judged against the absolute lifetime `max_age`.

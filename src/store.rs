@@ -250,14 +250,26 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a token and returns it (for revocation at sign-out).
+    /// Removes a token and returns it as it was at that instant, in one statement, so a refresh
+    /// that lands meanwhile cannot leave a live token behind (for revocation at sign-out).
     pub async fn take_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
-        let token = self.token(id).await?.map(|t| t.token);
-        sqlx::query("DELETE FROM tokens WHERE id = $1")
+        let row: Option<(String,)> =
+            sqlx::query_as("DELETE FROM tokens WHERE id = $1 RETURNING token")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(json,)| serde_json::from_str(&json)).transpose()?)
+    }
+
+    /// Removes a token only if it is still at `version`: a refresh the LMS refused must not delete
+    /// a newer token another request stored meanwhile.
+    pub async fn delete_token_version(&self, id: &str, version: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM tokens WHERE id = $1 AND version = $2")
             .bind(id)
+            .bind(version)
             .execute(&self.pool)
             .await?;
-        Ok(token)
+        Ok(())
     }
 
     /// Deletes tokens older than any session may live: their sessions expired without a sign-out.

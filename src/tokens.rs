@@ -56,7 +56,15 @@ pub async fn fresh(state: &AppState, id: &str) -> Result<Token, TokenError> {
         }
         let until = now + claim.as_secs() as i64;
         if store.claim_refresh(id, row.version, now, until).await? {
-            return refresh(state, id, row).await;
+            // On its own task: if this request is cancelled (the browser navigates away), the
+            // rotated refresh token must still be stored, or the session could never refresh again.
+            let task = tokio::spawn(refresh(state.clone(), id.to_owned(), row));
+            return task.await.unwrap_or_else(|e| {
+                Err(TokenError::Lms(LmsError::Garbage {
+                    endpoint: Endpoint::Token,
+                    detail: format!("the refresh task failed: {e}"),
+                }))
+            });
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(TokenError::Lms(LmsError::Timeout {
@@ -68,29 +76,36 @@ pub async fn fresh(state: &AppState, id: &str) -> Result<Token, TokenError> {
 }
 
 /// Refreshes under a claim this request holds, and stores the result over the version it read.
-async fn refresh(state: &AppState, id: &str, row: StoredToken) -> Result<Token, TokenError> {
+async fn refresh(state: AppState, id: String, row: StoredToken) -> Result<Token, TokenError> {
     let store = &state.store;
     match state.lms.refresh(&row.token).await {
         Ok(token) => {
             if store
-                .finish_refresh(id, row.version, &token, unix_now())
+                .finish_refresh(&id, row.version, &token, unix_now())
                 .await?
             {
                 tracing::info!("refreshed the access token");
-            } else {
-                // Signed out meanwhile, or the claim lapsed and another request stored a newer
-                // token; this one is still good for the request at hand.
-                tracing::warn!("a refreshed token could not be stored: the session moved on");
+                return Ok(token);
             }
+            if store.token(&id).await?.is_none() {
+                // Signed out while the LMS answered: the new token must not outlive the session.
+                if let Err(e) = state.lms.revoke(&token).await {
+                    tracing::warn!(error = %e, "could not revoke a token refreshed during sign-out");
+                }
+                return Err(TokenError::Ended);
+            }
+            // The claim lapsed and another request stored a newer token; this one still works
+            // for the request at hand.
+            tracing::warn!("a refreshed token was not stored: another request refreshed first");
             Ok(token)
         }
         Err(LmsError::OAuth { error, .. }) if error == "invalid_grant" => {
             tracing::info!("the LMS refused to renew the token (invalid_grant); signing out");
-            store.take_token(id).await?;
+            store.delete_token_version(&id, row.version).await?;
             Err(TokenError::Ended)
         }
         Err(e) => {
-            store.release_refresh(id, row.version).await?;
+            store.release_refresh(&id, row.version).await?;
             Err(TokenError::Lms(e))
         }
     }

@@ -43,7 +43,16 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     app.standin.set_jwt_lifetime(Duration::from_secs(30));
     app.get("/").await;
     session_ids.extend(app.session_cookie());
-    assert_eq!(app.sign_in().await.status(), StatusCode::SEE_OTHER);
+    let authorize = app.start_sign_in().await;
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback = app.approve_at_lms(authorize).await;
+    let signed_in = app.client.get(callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     session_ids.extend(app.session_cookie());
     app.standin.set_jwt_lifetime(Duration::from_secs(3600));
     let reload = app.post_with_csrf("/profile/reload").await;
@@ -52,7 +61,11 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     let logout = app.post("/logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     // Failures too: error paths log more, and must say what to check.
-    app.get("/authorize/?state=forged&code=forged-code").await;
+    let refused = app.get("/authorize/?state=forged&code=forged-code").await;
+    let request_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     app.standin.set_fault(
         "token",
         Some(Fault::Respond {
@@ -78,6 +91,7 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
         CLIENT_SECRET.to_owned(),
         "wrong-secret-value".to_owned(),
         csrf,
+        state,
     ];
     secrets.extend(session_ids);
     secrets.extend(issued.codes);
@@ -92,6 +106,10 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     assert!(log.contains("signed in"), "the capture works");
     assert!(log.contains("refreshed the access token"));
     assert!(log.contains("signed out"));
+    assert!(
+        log.contains(&format!("id={request_id}")),
+        "the error page's request id is on its log line"
+    );
     assert!(
         log.contains("HTTP 500") && log.contains("Server Error (500)"),
         "a 5xx is logged with its status and an excerpt"

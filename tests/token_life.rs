@@ -86,6 +86,9 @@ async fn concurrent_requests_with_a_stale_token_cause_exactly_one_refresh() {
     app.sign_in().await;
     app.standin.set_jwt_lifetime(FRESH);
     let csrf = app.csrf().await;
+    // A slow token endpoint, so that every request finds the token stale while one refreshes.
+    app.standin
+        .set_fault("token", Some(Fault::Delay(Duration::from_millis(300))));
     // Half of the requests go to a second replica on the same database.
     let (replica, _task) = app.replica().await;
 
@@ -270,7 +273,7 @@ async fn sign_out_of_an_opaque_token_revokes_the_access_and_the_refresh_token() 
         .iter()
         .filter_map(|r| r.field("token_type_hint").map(str::to_owned))
         .collect();
-    assert_eq!(hints, ["access_token", "refresh_token"]);
+    assert_eq!(hints, ["refresh_token", "access_token"]);
 }
 
 #[tokio::test]
@@ -285,10 +288,35 @@ async fn a_failed_revocation_still_signs_out_here() {
         app.restart().await;
         app
     };
+    let started = std::time::Instant::now();
     let response = app.post_with_csrf("/logout").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/signed-out/");
+    assert_eq!(app.standin.calls("revoke"), 1, "revocation was tried");
+    assert!(started.elapsed() < Duration::from_secs(4), "and given up");
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn signing_in_again_revokes_the_previous_sign_ins_token() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    app.sign_in().await;
+    assert_eq!(app.standin.calls("revoke"), 1);
+    assert_eq!(app.standin.live_refresh_tokens(), 1);
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_active_session_stays_alive_past_the_idle_time_since_sign_in() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    // Every request, not only those that change the session, pushes the expiry back.
+    let response = app.get("/profile/").await;
+    assert!(
+        response.headers().get(header::SET_COOKIE).is_some(),
+        "a read renews the session cookie"
+    );
 }
 
 #[tokio::test]

@@ -91,9 +91,11 @@ pub async fn callback(
         (Some(code), None) => code,
         (None, Some(error)) if error == "access_denied" => return Err(AppError::Declined),
         (None, Some(code)) => {
+            // The LMS's codes and descriptions are short; anything longer is not from it.
+            let clip = |s: String, n: usize| s.chars().take(n).collect::<String>();
             return Err(AppError::AuthorizeError {
-                code,
-                description: query.error_description,
+                code: clip(code, 64),
+                description: query.error_description.map(|d| clip(d, 200)),
             });
         }
         (Some(_), Some(_)) => {
@@ -127,9 +129,13 @@ pub async fn callback(
         .await?;
     let token_id = state.store.insert_token(&token, now).await?;
     tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
-    session
+    let previous = session
         .complete_sign_in(SignedIn::new(token_id, account, now))
         .await?;
+    if let Some(previous) = previous {
+        // Signed in again over a live sign-in: its token is no longer reachable, so end it.
+        super::signout::revoke_token(&state, &previous.token_id).await?;
+    }
 
     Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())
 }

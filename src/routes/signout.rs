@@ -69,12 +69,18 @@ pub async fn ended(
 /// Revokes the token at the LMS, deletes it and the session. A revocation that fails is logged and
 /// signs the person out here all the same: keeping them signed in would not make the LMS listen.
 async fn end(state: &AppState, session: &AppSession, signed_in: &SignedIn) -> Result<(), AppError> {
-    if let Some(token) = state.store.take_token(&signed_in.token_id).await?
+    revoke_token(state, &signed_in.token_id).await?;
+    session.sign_out().await
+}
+
+/// Deletes a session's token and revokes it at the LMS; a failed revocation is only logged.
+pub async fn revoke_token(state: &AppState, token_id: &str) -> Result<(), AppError> {
+    if let Some(token) = state.store.take_token(token_id).await?
         && let Err(e) = state.lms.revoke(&token).await
     {
         tracing::warn!(error = %e, "could not revoke the token at the LMS; signed out here anyway");
     }
-    session.sign_out().await
+    Ok(())
 }
 
 /// `GET /signed-out/[?why=expired|renewal]`.

@@ -1,0 +1,290 @@
+//! The whole flow in a real browser: Debian's Chromium driven through chromedriver (WebDriver),
+//! against the app and the LMS stand-in on random loopback ports. Screenshots of every page at phone
+//! (360 px) and desktop (1280 px) width go to `target/screenshots/`, and axe-core checks each page.
+//!
+//! Needs `chromium` and `chromium-driver` (apt-get) and axe-core (npm); `.ci/run` installs them.
+//! Run with `cargo test --locked --test browser -- --ignored` (see the README).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{Options, TestApp, spawn_app_with};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+const WIDTHS: [u32; 2] = [360, 1280];
+
+fn chromedriver_path() -> PathBuf {
+    let path = PathBuf::from(
+        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
+    );
+    assert!(
+        path.exists(),
+        "chromedriver not found at {}: install it with `sudo apt-get install chromium \
+         chromium-driver`, or set CHROMEDRIVER to its path",
+        path.display()
+    );
+    path
+}
+
+fn axe_source() -> String {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/axe/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "axe-core not found at {}: install it with `npm install --prefix target/axe \
+             axe-core@4`",
+            path.display()
+        )
+    })
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver_path())
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    // Owned by the guard at once, so a panic below still kills it.
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer on {}", driver.url);
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let profile = std::env::temp_dir().join(format!("profiles-chromium-{}", rand::random::<u64>()));
+    let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": binary,
+            "args": [
+                // The machine has no internet; without these Chromium stalls on it.
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+                "--window-size=1280,900",
+            ],
+        }),
+    );
+    // chromedriver is on loopback: plain HTTP, no TLS stack needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Screenshots of the current page at each width, and an axe-core check at each.
+async fn capture_and_check(client: &Client, name: &str) {
+    for width in WIDTHS {
+        client.set_window_size(width, 900).await.unwrap();
+        let png = client.screenshot().await.unwrap();
+        let file = screenshot_dir().join(format!("{name}-{width}.png"));
+        std::fs::write(&file, png).unwrap();
+        let serious = axe_violations(client).await;
+        assert!(
+            serious.is_empty(),
+            "{name} at {width}px has serious accessibility violations: {serious:#?}"
+        );
+        let scrolls_sideways: bool = client
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap();
+        assert!(!scrolls_sideways, "{name} at {width}px scrolls sideways");
+    }
+    client.set_window_size(1280, 900).await.unwrap();
+}
+
+/// axe-core's serious and critical violations on the current page (WebDriver scripts are not
+/// subject to the page's Content-Security-Policy).
+async fn axe_violations(client: &Client) -> Vec<Value> {
+    let script = format!(
+        "{}\nconst done = arguments[arguments.length - 1];\n\
+         axe.run(document, {{ resultTypes: ['violations'] }})\n\
+           .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')\n\
+             .map(v => ({{ id: v.id, help: v.help, nodes: v.nodes.map(n => n.target) }}))))\n\
+           .catch(e => done([{{ id: 'axe-error', help: String(e) }}]));",
+        axe_source()
+    );
+    let result = client.execute_async(&script, vec![]).await.unwrap();
+    result.as_array().cloned().unwrap_or_default()
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// At the stand-in: the login form with the demo credentials, then the consent page.
+async fn sign_in_at_lms(client: &Client, app: &TestApp, allow: bool) {
+    let username = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .expect("the LMS login form");
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(app.standin.url().as_str())
+    );
+    username.send_keys("learner").await.unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("learner-password")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let button = if allow {
+        "button[name=allow]"
+    } else {
+        "button[name=cancel]"
+    };
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(button))
+        .await
+        .expect("the consent page")
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
+async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
+    chromedriver_path();
+    axe_source();
+    let app = spawn_app_with(Options::default()).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+
+    client.goto(app.url.as_str()).await.unwrap();
+    sign_in_at_lms(&client, &app, true).await;
+    assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
+    assert_eq!(text_of(&client, ".username").await, "@learner");
+    assert_eq!(client.current_url().await.unwrap().path(), "/profile/");
+    capture_and_check(&client, "profile").await;
+
+    // The developer panel opens and shows the claims table.
+    client
+        .find(Locator::Css("details.how summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text_of(&client, "table.claims")
+            .await
+            .contains("preferred_username")
+    );
+    capture_and_check(&client, "profile-details").await;
+
+    client
+        .find(Locator::XPath("//button[normalize-space()='Sign out']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "h1").await, "You are signed out");
+    capture_and_check(&client, "signed-out").await;
+
+    client
+        .goto(app.url.join("/nowhere").unwrap().as_str())
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Page not found");
+    capture_and_check(&client, "not-found").await;
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
+async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
+    chromedriver_path();
+    axe_source();
+    let app = spawn_app_with(Options::default()).await;
+    let driver = start_driver().await;
+    let client = browser(&driver).await;
+    client.goto(app.url.as_str()).await.unwrap();
+    sign_in_at_lms(&client, &app, false).await;
+    assert_eq!(
+        text_of(&client, "h1").await,
+        "You declined to share your profile"
+    );
+    assert_eq!(client.current_url().await.unwrap().path(), "/authorize/");
+    assert!(client.find(Locator::LinkText("Start again")).await.is_ok());
+    capture_and_check(&client, "declined").await;
+    client.close().await.unwrap();
+}
