@@ -12,6 +12,7 @@
 //! - [`store`]: the database pool, migrations and the `profiles` table.
 //! - [`error`]: the one error type handlers return, rendered as an error page.
 //! - [`middleware`]: request id, logging, timeout, panic catching, security headers.
+//! - [`names`]: English names for the country and language codes in an LMS account.
 //! - [`templates`]: rendering Askama templates (pages live beside their handlers).
 //! - [`standin`]: a development stand-in for the LMS that speaks its wire format; used by
 //!   `profiles demo` and the tests, never by the app's own request paths.
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod error;
 pub mod lms;
 pub mod middleware;
+pub mod names;
 pub mod routes;
 pub mod secret;
 pub mod session;

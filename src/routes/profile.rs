@@ -13,6 +13,7 @@ use crate::{
     AppState,
     error::AppError,
     lms::{LmsError, Token, unix_now},
+    names,
     session::{AppSession, Ended, SignedIn},
     templates::render,
     tokens::{self, TokenError},
@@ -106,17 +107,19 @@ impl ProfilePage {
                 .filter(|x| !x.is_empty())
         };
         let display_name = present(&a.name).unwrap_or_else(|| a.username.clone());
+        // Names where the code is known; the code itself otherwise, never nothing.
         let languages: Vec<&str> = a
             .language_proficiencies
             .iter()
-            .map(|l| l.code.as_str())
+            .map(|l| names::language(&l.code).unwrap_or(&l.code))
             .collect();
         Self {
             initials: initials(&display_name),
             display_name,
             username: a.username.clone(),
             email: present(&a.email),
-            country: present(&a.country),
+            country: present(&a.country)
+                .map(|code| names::country(&code).map_or(code, str::to_owned)),
             date_joined: a.date_joined.as_deref().and_then(human_date),
             languages: (!languages.is_empty()).then(|| languages.join(", ")),
             bio: present(&a.bio),
