@@ -8,6 +8,8 @@ use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 use oauth2::ClientSecret;
 use url::Url;
 
+use crate::secret::Secret;
+
 /// How the app asks the LMS for its access token (`LMS_TOKEN_TYPE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenTypeRequest {
@@ -48,8 +50,9 @@ pub struct Config {
     pub client_auth: ClientAuth,
     /// `LMS_TIMEOUT_SECS`: total time allowed for one call to the LMS (connecting gets at most half).
     pub lms_timeout: Duration,
-    /// `DATABASE_URL`: where sessions and the `profiles` table live.
-    pub database_url: String,
+    /// `DATABASE_URL`: where sessions, tokens and the `profiles` table live. Redacted in `Debug`:
+    /// a PostgreSQL URL may carry a password.
+    pub database_url: Secret,
     /// `BIND`: the address this app listens on.
     pub bind: SocketAddr,
     /// `SESSION_IDLE_MINUTES`: a session not used for this long ends.
@@ -163,12 +166,15 @@ impl Config {
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
-        if !database_url.starts_with("sqlite:") {
-            return Err(invalid(
-                "DATABASE_URL",
-                &database_url,
-                "use a sqlite: URL, e.g. sqlite://data/profiles.db",
-            ));
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| database_url.starts_with(scheme)) {
+            return Err(ConfigError {
+                variable: "DATABASE_URL",
+                // Not the value: a database URL may carry a password.
+                problem: "is neither a sqlite: nor a postgres:// URL; use e.g. \
+                          sqlite://data/profiles.db or postgres://user@host/profiles"
+                    .into(),
+            });
         }
 
         Ok(Self {
@@ -181,7 +187,7 @@ impl Config {
             token_type,
             client_auth,
             lms_timeout,
-            database_url,
+            database_url: Secret::new(database_url),
             bind,
             session_idle,
             session_max,
@@ -310,7 +316,7 @@ mod tests {
             config.redirect_uri().as_str(),
             "http://127.0.0.1:8080/authorize/"
         );
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert!(!config.secure_cookies());
     }
 

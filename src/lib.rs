@@ -49,7 +49,7 @@ pub struct AppState {
 impl AppState {
     /// Opens the database (applying migrations) and builds the LMS client.
     pub async fn new(config: Config) -> Result<Self, String> {
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::connect(config.database_url.expose()).await?;
         let lms = LmsClient::new(&config)?;
         Ok(Self {
             config: Arc::new(config),
