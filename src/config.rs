@@ -65,6 +65,8 @@ pub struct Config {
     pub token_leeway: Duration,
     /// `LMS_LOGOUT`: whether signing out also ends the LMS session (`{LMS_URL}/logout`).
     pub lms_logout: bool,
+    /// `METRICS_BIND`: serve `/metrics` on this address only, instead of beside the pages.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// A configuration problem, worded for the person starting the app.
@@ -163,6 +165,13 @@ impl Config {
             Some("true" | "1" | "yes") => true,
             Some(other) => return Err(invalid("LMS_LOGOUT", other, "use true or false")),
         };
+        let metrics_bind = get("METRICS_BIND")
+            .map(|v| {
+                v.parse::<SocketAddr>().map_err(|_| {
+                    invalid("METRICS_BIND", v, "use an address:port, e.g. 0.0.0.0:9090")
+                })
+            })
+            .transpose()?;
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -193,6 +202,7 @@ impl Config {
             session_max,
             token_leeway,
             lms_logout,
+            metrics_bind,
         })
     }
 

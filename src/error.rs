@@ -238,6 +238,28 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// A short, fixed name for metrics (`sign_ins_failed{reason=...}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SignInInterrupted(_) => "interrupted",
+            Self::Declined => "declined",
+            Self::AuthorizeError { .. } => "authorize_error",
+            Self::BadCallback(_) => "bad_callback",
+            Self::CodeRejected => "code_rejected",
+            Self::Lms(LmsError::Timeout { .. }) => "lms_timeout",
+            Self::Lms(LmsError::Unreachable { .. }) => "lms_unreachable",
+            Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => {
+                "invalid_client"
+            }
+            Self::Lms(_) => "lms_error",
+            Self::Csrf => "csrf",
+            Self::NotFound | Self::MethodNotAllowed => "not_found",
+            Self::Session(_) | Self::Store(_) | Self::Database(_) | Self::Internal(_) => "internal",
+        }
+    }
+}
+
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod lms;
+pub mod metrics;
 pub mod middleware;
 pub mod names;
 pub mod routes;
@@ -36,7 +37,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::{config::Config, lms::LmsClient, store::Store};
+use crate::{config::Config, lms::LmsClient, metrics::Metrics, store::Store};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -44,17 +45,20 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub lms: LmsClient,
     pub store: Store,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Opens the database (applying migrations) and builds the LMS client.
     pub async fn new(config: Config) -> Result<Self, String> {
         let store = Store::connect(config.database_url.expose()).await?;
-        let lms = LmsClient::new(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let lms = LmsClient::new(&config, metrics.clone())?;
         Ok(Self {
             config: Arc::new(config),
             lms,
             store,
+            metrics,
         })
     }
 }
@@ -74,15 +78,30 @@ pub fn app(state: AppState) -> Router {
         // may first wait out another request's refresh (one more call, plus its claim's margin).
         request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
+        metrics: state.metrics.clone(),
     };
     let sessions = session::layer(state.store.session_store(), config);
-    let router = routes::router().layer(sessions).with_state(state);
+    let mut router = routes::router();
+    if config.metrics_bind.is_none() {
+        router = router.route("/metrics", axum::routing::get(routes::health::metrics));
+    }
+    let router = router.layer(sessions).with_state(state);
     middleware::stack(router, stack)
 }
 
 /// Serves the app until Ctrl-C or SIGTERM, deleting expired sessions in the background; in-flight
 /// requests finish before it returns, then the database pool is closed.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_until(listener, state, shutdown_signal()).await
+}
+
+/// [`serve`], stopping when `shutdown` completes instead of on a signal (for tests and embedders):
+/// no new connections are accepted, in-flight requests finish, then the pool is closed.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use tower_sessions::ExpiredDeletion;
     let deletion = tokio::spawn(
         state
@@ -94,14 +113,43 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         state.store.clone(),
         state.config.session_max,
     ));
+    let metrics_server = match state.config.metrics_bind {
+        Some(bind) => Some(serve_metrics(bind, state.clone()).await?),
+        None => None,
+    };
     let store = state.store.clone();
     let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await;
     deletion.abort();
     tokens.abort();
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     store.close().await;
     result
+}
+
+/// `/metrics` alone on `METRICS_BIND`, e.g. a port only the monitoring network reaches.
+async fn serve_metrics(
+    bind: std::net::SocketAddr,
+    state: AppState,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("METRICS_BIND: cannot listen on {bind}: {e}"),
+        )
+    })?;
+    tracing::info!(%bind, "metrics are served on their own address");
+    let router = Router::new()
+        .route("/metrics", axum::routing::get(routes::health::metrics))
+        .with_state(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    }))
 }
 
 /// Tokens of sessions that expired without a sign-out outlive them in the `tokens` table; no

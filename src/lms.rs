@@ -19,7 +19,7 @@ pub mod account;
 pub mod jwt;
 pub mod token;
 
-use std::{fmt, future::Future, pin::Pin};
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet,
@@ -39,6 +39,7 @@ pub use self::{
 };
 use crate::{
     config::{ClientAuth, Config, TokenTypeRequest, join},
+    metrics::Metrics,
     secret::Secret,
 };
 
@@ -60,6 +61,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The name metrics use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Revoke => "revoke",
+            Self::Me => "me",
+            Self::Account => "accounts",
+        }
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Self::Token => "/oauth2/access_token",
@@ -171,10 +182,11 @@ pub struct LmsClient {
     api_root: Url,
     scopes: Vec<String>,
     token_type: TokenTypeRequest,
+    metrics: Arc<Metrics>,
 }
 
 impl LmsClient {
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.lms_timeout / 2)
             .timeout(config.lms_timeout)
@@ -210,6 +222,7 @@ impl LmsClient {
             api_root: config.lms_internal_url.clone(),
             scopes: config.scopes.clone(),
             token_type: config.token_type,
+            metrics,
         })
     }
 
@@ -242,8 +255,8 @@ impl LmsClient {
         if self.token_type == TokenTypeRequest::Jwt {
             request = request.add_extra_param("token_type", "jwt");
         }
-        let response = request
-            .request_async(&self.http)
+        let response = self
+            .timed(Endpoint::Token, request.request_async(&self.http))
             .await
             .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
         self.token_from(response)
@@ -264,8 +277,8 @@ impl LmsClient {
         if self.token_type == TokenTypeRequest::Jwt {
             request = request.add_extra_param("token_type", "jwt");
         }
-        let response = request
-            .request_async(&self.http)
+        let response = self
+            .timed(Endpoint::Token, request.request_async(&self.http))
             .await
             .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
         let mut fresh = self.token_from(response)?;
@@ -317,9 +330,8 @@ impl LmsClient {
                 form.push(("client_secret", self.client_secret.secret()));
             }
         }
-        let response = request
-            .form(&form)
-            .send()
+        let response = self
+            .timed(endpoint, request.form(&form).send())
             .await
             .map_err(|e| transport_error(endpoint, &e))?;
         let status = response.status();
@@ -413,14 +425,37 @@ impl LmsClient {
         Ok(account)
     }
 
-    /// GETs an API with the token; the body of a 200, or the error the status means.
-    async fn get(&self, endpoint: Endpoint, url: Url, token: &Token) -> Result<Vec<u8>, LmsError> {
+    /// Whether the LMS answers at all (`GET /heartbeat`, the LMS's own health check): the HTTP
+    /// status if it does. Quick, for readiness reports.
+    pub async fn probe(&self) -> Result<u16, String> {
+        let url = join(&self.api_root, "heartbeat");
         let response = self
             .http
             .get(url)
-            .header(header::AUTHORIZATION, token.authorization())
-            .header(header::ACCEPT, "application/json")
+            .timeout(std::time::Duration::from_secs(2))
             .send()
+            .await
+            .map_err(|e| transport_error(Endpoint::Me, &e).to_string())?;
+        Ok(response.status().as_u16())
+    }
+
+    /// Awaits one LMS call and records how long it took.
+    async fn timed<F: Future>(&self, endpoint: Endpoint, call: F) -> F::Output {
+        let started = std::time::Instant::now();
+        let output = call.await;
+        self.metrics.lms_call(endpoint.label(), started.elapsed());
+        output
+    }
+
+    /// GETs an API with the token; the body of a 200, or the error the status means.
+    async fn get(&self, endpoint: Endpoint, url: Url, token: &Token) -> Result<Vec<u8>, LmsError> {
+        let request = self
+            .http
+            .get(url)
+            .header(header::AUTHORIZATION, token.authorization())
+            .header(header::ACCEPT, "application/json");
+        let response = self
+            .timed(endpoint, request.send())
             .await
             .map_err(|e| transport_error(endpoint, &e))?;
         let status = response.status();

@@ -8,7 +8,7 @@ use std::{
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::Response,
@@ -16,7 +16,7 @@ use axum::{
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-use crate::error::error_page;
+use crate::{error::error_page, metrics::Metrics};
 
 tokio::task_local! {
     static CONTEXT: RequestContext;
@@ -36,7 +36,11 @@ pub struct StackConfig {
     pub lms_name: Arc<str>,
     pub request_timeout: Duration,
     pub content_security_policy: HeaderValue,
+    pub metrics: Arc<Metrics>,
 }
+
+/// Probes and scrapes that arrive every few seconds: logged at debug, not info.
+const QUIET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The id of the request being served, as printed in its log line and on its error page.
 pub fn current_request_id() -> String {
@@ -83,6 +87,12 @@ async fn request_context(
     let id: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The route pattern, not the path: a bounded set of metric labels.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("request", id = %id);
     let context = RequestContext {
@@ -107,14 +117,15 @@ async fn request_context(
             .headers_mut()
             .insert(HeaderName::from_static("x-request-id"), value);
     }
+    let status = response.status().as_u16();
+    config.metrics.request(&route, method.as_str(), status);
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        tracing::info!(
-            %method,
-            %path,
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "served"
-        );
+        if QUIET_PATHS.contains(&path.as_str()) {
+            tracing::debug!(%method, %path, status, latency_ms, "served");
+        } else {
+            tracing::info!(%method, %path, status, latency_ms, "served");
+        }
     });
     response
 }

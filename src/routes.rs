@@ -1,6 +1,7 @@
 //! The app's pages. Each submodule holds its handlers and the templates they render.
 
 pub mod assets;
+pub mod health;
 pub mod profile;
 pub mod signin;
 pub mod signout;
@@ -25,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/profile/reload", post(profile::reload))
         .route("/logout", post(signout::logout))
         .route("/signed-out/", get(signout::signed_out))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
         .route(assets::FAVICON_PATH, get(assets::favicon))
         .fallback(|| async { AppError::NotFound })

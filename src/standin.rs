@@ -386,6 +386,16 @@ fn router(shared: Shared) -> Router {
             axum::routing::post(token::revoke_token),
         )
         .route("/logout", get(authorize::logout).post(authorize::logout))
+        // The LMS's own health check (edx-django-utils' heartbeat view).
+        .route(
+            "/heartbeat",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "sql": { "status": true, "message": "OK" },
+                    "modulestore": { "status": true, "message": "OK" },
+                }))
+            }),
+        )
         .route("/api/user/v1/me", get(api::me))
         .route("/api/user/v1/accounts/{username}", get(api::account))
         .fallback(|| async {

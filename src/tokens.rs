@@ -85,6 +85,7 @@ async fn refresh(state: AppState, id: String, row: StoredToken) -> Result<Token,
                 .await?
             {
                 tracing::info!("refreshed the access token");
+                state.metrics.token_refresh("ok");
                 return Ok(token);
             }
             if store.token(&id).await?.is_none() {
@@ -101,10 +102,12 @@ async fn refresh(state: AppState, id: String, row: StoredToken) -> Result<Token,
         }
         Err(LmsError::OAuth { error, .. }) if error == "invalid_grant" => {
             tracing::info!("the LMS refused to renew the token (invalid_grant); signing out");
+            state.metrics.token_refresh("refused");
             store.delete_token_version(&id, row.version).await?;
             Err(TokenError::Ended)
         }
         Err(e) => {
+            state.metrics.token_refresh("error");
             store.release_refresh(&id, row.version).await?;
             Err(TokenError::Lms(e))
         }

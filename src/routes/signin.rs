@@ -51,6 +51,7 @@ pub async fn start(
             started_at: unix_now(),
         })
         .await?;
+    state.metrics.sign_in_started();
     Ok(Redirect::to(request.url.as_str()).into_response())
 }
 
@@ -71,6 +72,20 @@ pub async fn callback(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
+    let outcome = complete(&state, &session, &headers, &uri).await;
+    match &outcome {
+        Ok(_) => state.metrics.sign_in_completed(),
+        Err(e) => state.metrics.sign_in_failed(e.reason()),
+    }
+    outcome
+}
+
+async fn complete(
+    state: &AppState,
+    session: &AppSession,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Response, AppError> {
     let raw = uri.query().unwrap_or("");
     if raw.len() > MAX_CALLBACK_QUERY {
         return Err(AppError::BadCallback("its query string is far too long"));
@@ -83,7 +98,7 @@ pub async fn callback(
 
     let cookie_name = session::cookie_name(state.config.secure_cookies());
     let pending = session
-        .take_pending(&returned_state, session::cookie_sent(&headers, cookie_name))
+        .take_pending(&returned_state, session::cookie_sent(headers, cookie_name))
         .await?
         .map_err(AppError::SignInInterrupted)?;
 
@@ -134,7 +149,7 @@ pub async fn callback(
         .await?;
     if let Some(previous) = previous {
         // Signed in again over a live sign-in: its token is no longer reachable, so end it.
-        super::signout::revoke_token(&state, &previous.token_id).await?;
+        super::signout::revoke_token(state, &previous.token_id).await?;
     }
 
     Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())

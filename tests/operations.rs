@@ -1,0 +1,176 @@
+//! What operators rely on: health and readiness probes, Prometheus metrics (beside the pages or on
+//! their own address), and a graceful shutdown that lets in-flight requests finish.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Options, spawn_app, spawn_app_with};
+use profiles::{AppState, config::Config, standin::Fault};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+async fn json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn healthz_says_the_process_is_up() {
+    let app = spawn_app().await;
+    let (status, body) = json(app.get("/healthz").await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    assert!(
+        app.session_cookie().is_none(),
+        "probes do not create sessions"
+    );
+}
+
+#[tokio::test]
+async fn readyz_reports_the_database_and_the_lms() {
+    let app = spawn_app().await;
+    let (status, body) = json(app.get("/readyz").await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"]["backend"], "sqlite");
+    assert_eq!(body["database"]["ok"], true);
+    assert_eq!(body["lms"]["reachable"], true);
+    assert_eq!(body["lms"]["status"], 200);
+}
+
+#[tokio::test]
+async fn an_unreachable_lms_is_reported_but_not_fatal() {
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_INTERNAL_URL", "http://127.0.0.1:9/".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = json(app.get("/readyz").await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["lms"]["reachable"], false);
+    assert!(body["lms"]["error"].is_string());
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    let config = Config::from_vars(&app.vars).unwrap();
+    let state = AppState::new(config).await.unwrap();
+    state.store.close().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, profiles::app(state)).await });
+    let (status, body) = json(reqwest::get(url).await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["database"]["ok"], false);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_sign_ins_refreshes_and_lms_latency() {
+    let app = spawn_app().await;
+    app.standin.set_jwt_lifetime(Duration::from_secs(30));
+    app.sign_in().await;
+    app.post_with_csrf("/profile/reload").await;
+    app.get("/authorize/?state=forged&code=x").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        "profiles_sign_ins_started_total 1",
+        "profiles_sign_ins_completed_total 1",
+        r#"profiles_sign_ins_failed_total{reason="interrupted"} 1"#,
+        r#"profiles_token_refreshes_total{outcome="ok"} 1"#,
+        r#"profiles_http_requests_total{route="/authorize/",method="GET",status="303"} 1"#,
+        r#"profiles_http_requests_total{route="/authorize/",method="GET",status="400"} 1"#,
+        r#"profiles_lms_request_duration_seconds_count{endpoint="token"} 2"#,
+        r#"profiles_lms_request_duration_seconds_count{endpoint="me"} 2"#,
+    ] {
+        assert!(text.contains(line), "{line} missing in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn with_metrics_bind_metrics_leave_the_public_address() {
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = spawn_app().await;
+    let mut vars = app.vars.clone();
+    vars.insert("METRICS_BIND".into(), metrics_port.to_string());
+    let state = AppState::new(Config::from_vars(&vars).unwrap())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(profiles::serve_until(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let on_public = reqwest::get(format!("{public}/metrics")).await.unwrap();
+    assert_eq!(on_public.status(), StatusCode::NOT_FOUND);
+    let on_own = reqwest::get(format!("http://{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(on_own.status(), StatusCode::OK);
+    assert!(
+        on_own
+            .text()
+            .await
+            .unwrap()
+            .contains("profiles_http_requests")
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
+    let app = spawn_app().await;
+    let state = AppState::new(Config::from_vars(&app.vars).unwrap())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(profiles::serve_until(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    // A sign-in whose code exchange is slow is in flight when the shutdown starts.
+    app.standin
+        .set_fault("token", Some(Fault::Delay(Duration::from_millis(700))));
+    let authorize = app.start_sign_in().await;
+    let callback = app.approve_at_lms(authorize).await;
+    let mut on_server = callback.clone();
+    on_server.set_port(Some(addr.port())).unwrap();
+    // Signed in on the test app, but the callback goes to the server being stopped: both share
+    // the database, so the pending sign-in is found there.
+    let in_flight = tokio::spawn(app.client.get(on_server).send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "finished, not cut off"
+    );
+    server.await.unwrap().unwrap();
+    assert!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}
