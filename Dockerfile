@@ -1,5 +1,7 @@
 # A small image of the app. Build: docker build -t profiles .
 # Run:   docker run -p 8080:8080 --env-file .env -v profiles-data:/data profiles
+# The release build below is the same `cargo build --locked` the tests and CI run, on the same
+# files (src, templates, static, migrations are compiled into the binary).
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
@@ -27,4 +29,6 @@ ENV BIND=0.0.0.0:8080 \
     RUST_LOG=info,sqlx=warn
 VOLUME /data
 EXPOSE 8080
+# The binary asks its own /healthz: the image has no curl.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["profiles", "healthcheck"]
 CMD ["profiles"]
