@@ -55,6 +55,14 @@ class PluginTest(unittest.TestCase):
         self.assertEqual(environment["PUBLIC_URL"], "http://127.0.0.1:8080")
         self.assertEqual(service["ports"], ["8080:8080"])
         self.assertIn("lms", service["depends_on"])
+        self.assertIn("../../data/profiles:/data", service["volumes"])
+        permissions = compose["services"]["permissions"]
+        self.assertIn("../../data/profiles:/mounts/profiles", permissions["volumes"])
+
+    def test_the_data_folder_is_made_the_app_users_own(self) -> None:
+        path = os.path.join(ROOT, "env", "apps", "permissions", "setowners.sh")
+        with open(path, encoding="utf-8") as f:
+            self.assertIn("setowner 10001 /mounts/profiles", f.read())
 
     def test_tutor_dev_points_browsers_at_port_8000(self) -> None:
         path = os.path.join(ROOT, "env", "dev", "docker-compose.yml")

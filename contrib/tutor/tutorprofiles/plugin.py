@@ -52,9 +52,21 @@ profiles:
     - ../../data/profiles:/data
   restart: unless-stopped
   depends_on:
+    - permissions
     - lms
 """,
     )
+)
+
+# The image runs as uid 10001; Tutor's permissions job makes the bind-mounted data folder its own.
+hooks.Filters.ENV_PATCHES.add_items(
+    [
+        (
+            "local-docker-compose-permissions-volumes",
+            "- ../../data/profiles:/mounts/profiles",
+        ),
+        ("local-docker-compose-permissions-command", "setowner 10001 /mounts/profiles"),
+    ]
 )
 
 # Tutor dev serves the LMS on port 8000 of the public host.
