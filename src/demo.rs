@@ -43,13 +43,11 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     let public_url = format!("http://{app_addr}/");
     let secret = format!("demo-{:032x}", rand::random::<u128>());
     let learner = LmsUser::demo_learner();
-    standin.register_client(RegisteredClient {
-        client_id: DEMO_CLIENT_ID.into(),
-        client_secret: secret.clone(),
-        redirect_uris: vec![format!("{public_url}authorize/")],
-        skip_authorization: false,
-        scopes: vec!["user_id".into()],
-    });
+    standin.register_client(RegisteredClient::authorization_code(
+        DEMO_CLIENT_ID,
+        &secret,
+        vec![format!("{public_url}authorize/")],
+    ));
     standin.add_user(learner.clone());
 
     vars.remove("LMS_INTERNAL_URL");

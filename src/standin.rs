@@ -65,12 +65,59 @@ pub const SESSION_COOKIE: &str = "lms_sessionid";
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
     pub client_id: String,
+    /// Empty for a public client (`--public`), which authenticates with its `client_id` alone.
     pub client_secret: String,
     pub redirect_uris: Vec<String>,
     /// `--skip-authorization`: no consent page.
     pub skip_authorization: bool,
     /// `--scopes`: the `ApplicationAccess` scopes beyond the defaults, e.g. `user_id`.
     pub scopes: Vec<String>,
+    /// `--grant-type`: the one grant the application may use.
+    pub grant_type: GrantType,
+    /// The LMS user that owns the application; client-credentials tokens are theirs.
+    pub owner: String,
+}
+
+impl RegisteredClient {
+    /// A confidential authorization-code application, as this app is registered.
+    pub fn authorization_code(
+        client_id: &str,
+        client_secret: &str,
+        redirect_uris: Vec<String>,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_uris,
+            skip_authorization: false,
+            scopes: vec!["user_id".into()],
+            grant_type: GrantType::AuthorizationCode,
+            owner: "profiles-service".into(),
+        }
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.client_secret.is_empty()
+    }
+}
+
+/// DOT's `authorization_grant_type`, as `create_dot_application --grant-type` sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    Password,
+}
+
+impl GrantType {
+    /// The value the JWT's `grant_type` claim carries (hyphenated, as DOT stores it).
+    pub fn claim(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization-code",
+            Self::ClientCredentials => "client-credentials",
+            Self::Password => "password",
+        }
+    }
 }
 
 /// A learner account on the stand-in.
@@ -88,6 +135,8 @@ pub struct LmsUser {
     pub languages: Vec<String>,
     pub date_joined: String,
     pub is_staff: bool,
+    /// Course ids the learner is enrolled in (audit mode).
+    pub enrollments: Vec<String>,
 }
 
 impl LmsUser {
@@ -106,9 +155,33 @@ impl LmsUser {
             languages: vec!["en".into(), "fr".into()],
             date_joined: "2024-01-15T10:00:00Z".into(),
             is_staff: false,
+            enrollments: vec![DEMO_COURSE.into()],
+        }
+    }
+
+    /// A service account, as `manage_user <name> <email> --unusable-password` creates to own an
+    /// application.
+    pub fn service(username: &str) -> Self {
+        Self {
+            id: 2,
+            username: username.into(),
+            password: String::new(),
+            email: format!("{username}@openedx"),
+            name: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            country: None,
+            bio: None,
+            languages: vec![],
+            date_joined: "2024-01-01T00:00:00Z".into(),
+            is_staff: false,
+            enrollments: vec![],
         }
     }
 }
+
+/// The demo course every Open edX installation can import.
+pub const DEMO_COURSE: &str = "course-v1:OpenedX+DemoX+DemoCourse";
 
 /// How the stand-in behaves; the defaults are the LMS's.
 #[derive(Clone, Debug)]
@@ -297,11 +370,15 @@ impl StandIn {
         &self.shared.base
     }
 
+    /// Registers an application, creating its owner as a service account if needed (the
+    /// operator runs `manage_user` before `create_dot_application`).
     pub fn register_client(&self, client: RegisteredClient) {
-        self.shared
-            .lock()
-            .clients
-            .insert(client.client_id.clone(), client);
+        let mut inner = self.shared.lock();
+        inner
+            .users
+            .entry(client.owner.clone())
+            .or_insert_with(|| LmsUser::service(&client.owner));
+        inner.clients.insert(client.client_id.clone(), client);
     }
 
     pub fn add_user(&self, user: LmsUser) {
@@ -344,6 +421,12 @@ impl StandIn {
     /// Revokes every refresh token, as an administrator or a 90-day expiry would.
     pub fn revoke_refresh_tokens(&self) {
         self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// The public JWK set that verifies the stand-in's RS512 JWTs (`asymmetric_jwt`), as an
+    /// operator would copy it from `JWT_PUBLIC_SIGNING_JWK_SET`: no URL serves it.
+    pub fn public_jwks(&self) -> serde_json::Value {
+        token::public_jwks()
     }
 
     /// How many refresh tokens are still alive.
@@ -396,6 +479,7 @@ fn router(shared: Shared) -> Router {
                 }))
             }),
         )
+        .route("/api/enrollment/v1/enrollment", get(api::enrollments))
         .route("/api/user/v1/me", get(api::me))
         .route("/api/user/v1/accounts/{username}", get(api::account))
         .fallback(|| async {
@@ -422,6 +506,7 @@ fn endpoint_of(path: &str) -> Option<&'static str> {
         "/oauth2/access_token" => "token",
         "/oauth2/revoke_token" => "revoke",
         "/api/user/v1/me" => "me",
+        "/api/enrollment/v1/enrollment" => "enrollment",
         _ if path.starts_with("/api/user/v1/accounts/") => "accounts",
         _ => return None,
     })

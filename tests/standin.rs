@@ -28,11 +28,8 @@ impl Lms {
             .await
             .unwrap();
         let mut registered = RegisteredClient {
-            client_id: CLIENT_ID.into(),
-            client_secret: SECRET.into(),
-            redirect_uris: vec![REDIRECT_URI.into()],
             skip_authorization: true,
-            scopes: vec!["user_id".into()],
+            ..RegisteredClient::authorization_code(CLIENT_ID, SECRET, vec![REDIRECT_URI.into()])
         };
         client(&mut registered);
         standin.register_client(registered);

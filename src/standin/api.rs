@@ -11,7 +11,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{LmsUser, RecordedApiRequest, Shared, token::hmac};
+use super::{
+    LmsUser, RecordedApiRequest, Shared,
+    token::{hmac, rs512_public_key},
+};
 use crate::lms::unix_now;
 
 /// `JWT_AUTH['JWT_LEEWAY']`.
@@ -54,6 +57,37 @@ pub async fn account(
     }
 }
 
+/// `GET /api/enrollment/v1/enrollment`: the caller's enrollments, in the enrollment API's shape.
+pub async fn enrollments(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let user = match authenticate(&s, &headers, "/api/enrollment/v1/enrollment") {
+        Ok(user) => user,
+        Err(unauthorized) => return unauthorized.into_response(),
+    };
+    let list: Vec<Value> = user
+        .enrollments
+        .iter()
+        .map(|course_id| {
+            json!({
+                "created": "2024-01-16T09:30:00Z",
+                "mode": "audit",
+                "is_active": true,
+                "course_details": {
+                    "course_id": course_id,
+                    "course_name": "Open edX Demo Course",
+                    "enrollment_start": null,
+                    "enrollment_end": null,
+                    "course_start": "2024-01-01T00:00:00Z",
+                    "course_end": null,
+                    "invite_only": false,
+                    "course_modes": [{ "slug": "audit", "name": "Audit", "min_price": 0 }],
+                },
+                "user": user.username,
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
 /// Who the `Authorization` header belongs to, or the 401 DRF would send.
 fn authenticate(s: &Shared, headers: &HeaderMap, path: &str) -> Result<LmsUser, Unauthorized> {
     let authorization = headers
@@ -84,17 +118,32 @@ fn authenticate(s: &Shared, headers: &HeaderMap, path: &str) -> Result<LmsUser, 
         .ok_or_else(|| unauthorized(json!("User not found."), "JWT realm=\"api\""))
 }
 
-/// What edx-drf-extensions checks: signature (HS256 with the LMS secret), `aud`, `iss`, `exp`,
-/// and a supported `version`.
+/// What edx-drf-extensions checks: signature (RS512 with the public JWK set, or HS256 with the
+/// LMS secret), `aud`, `iss`, `exp`, and a supported `version`.
 fn verify_jwt(s: &Shared, jwt: &str) -> Result<String, &'static str> {
     let invalid = "Error decoding token.";
     let (signing_input, signature) = jwt.rsplit_once('.').ok_or(invalid)?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid)?;
-    let expected = hmac(&s.settings.jwt_secret, signing_input);
-    if !bool::from(expected.ct_eq(&signature)) {
+    let (header, payload) = signing_input.split_once('.').ok_or(invalid)?;
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).map_err(|_| invalid)?)
+            .map_err(|_| invalid)?;
+    let valid = match header["alg"].as_str() {
+        Some("HS256") => {
+            let expected = hmac(&s.settings.jwt_secret, signing_input);
+            bool::from(expected.ct_eq(&signature))
+        }
+        Some("RS512") => {
+            use rsa::signature::Verifier;
+            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(rs512_public_key());
+            rsa::pkcs1v15::Signature::try_from(signature.as_slice())
+                .is_ok_and(|sig| key.verify(signing_input.as_bytes(), &sig).is_ok())
+        }
+        _ => false,
+    };
+    if !valid {
         return Err(invalid);
     }
-    let payload = signing_input.split_once('.').ok_or(invalid)?.1;
     let claims: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid)?)
             .map_err(|_| invalid)?;

@@ -16,10 +16,49 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use std::sync::LazyLock;
+
+use rsa::{
+    RsaPrivateKey, RsaPublicKey,
+    pkcs1::DecodeRsaPrivateKey,
+    pkcs1v15::SigningKey,
+    signature::{SignatureEncoding, Signer},
+    traits::PublicKeyParts,
+};
+use sha2::Sha512;
+
 use super::{
-    IssuedToken, LmsUser, RecordedTokenRequest, RefreshGrant, RegisteredClient, Shared,
+    GrantType, IssuedToken, LmsUser, RecordedTokenRequest, RefreshGrant, RegisteredClient, Shared,
     random_token,
 };
+
+/// The stand-in's RS512 signing key (`JWT_PRIVATE_SIGNING_JWK` on a real LMS). A development key,
+/// public by nature, like devstack's: nothing signed with it may be trusted outside tests.
+static SIGNING_KEY: LazyLock<RsaPrivateKey> = LazyLock::new(|| {
+    #[expect(
+        clippy::expect_used,
+        reason = "a constant key compiled into the binary"
+    )]
+    RsaPrivateKey::from_pkcs1_pem(include_str!("dev_signing_key.pem")).expect("a valid PEM key")
+});
+
+/// `JWT_PUBLIC_SIGNING_JWK_SET`: what an operator shares with services that verify RS512 JWTs.
+pub(super) fn public_jwks() -> Value {
+    let public = RsaPublicKey::from(&*SIGNING_KEY);
+    json!({
+        "keys": [{
+            "kty": "RSA",
+            "alg": "RS512",
+            "use": "sig",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        }]
+    })
+}
+
+pub(super) fn rs512_public_key() -> RsaPublicKey {
+    RsaPublicKey::from(&*SIGNING_KEY)
+}
 use crate::lms::unix_now;
 
 /// An OAuth 2 error answer, exactly as oauthlib writes it.
@@ -50,10 +89,21 @@ pub async fn access_token(State(s): State<Shared>, headers: HeaderMap, body: Byt
     let Some(client) = authenticate(&s, &request) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
     };
-    match request.field("grant_type") {
-        Some("authorization_code") => authorization_code(&s, &client, &request),
-        Some("refresh_token") => refresh(&s, &client, &request),
-        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+    let grant = match request.field("grant_type") {
+        Some("authorization_code") => GrantType::AuthorizationCode,
+        Some("client_credentials") => GrantType::ClientCredentials,
+        Some("password") => GrantType::Password,
+        // A refresh continues whatever grant issued the refresh token.
+        Some("refresh_token") => return refresh(&s, &client, &request),
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+    };
+    if grant != client.grant_type {
+        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", None);
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code(&s, &client, &request),
+        GrantType::ClientCredentials => client_credentials(&s, &client, &request),
+        GrantType::Password => password(&s, &client, &request),
     }
 }
 
@@ -116,13 +166,21 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     Some((unquote(id)?, unquote(secret)?))
 }
 
-/// Confidential clients authenticate by HTTP Basic or with both fields in the body.
+/// Confidential clients authenticate by HTTP Basic or with both fields in the body; public clients
+/// by their `client_id` alone.
 fn authenticate(s: &Shared, request: &RecordedTokenRequest) -> Option<RegisteredClient> {
+    if request.basic_auth.is_none() && request.field("client_secret").is_none() {
+        let client = s.lock().clients.get(request.field("client_id")?).cloned()?;
+        return client.is_public().then_some(client);
+    }
     let (id, secret) = match &request.basic_auth {
         Some((id, secret)) => (id.as_str(), secret.as_str()),
         None => (request.field("client_id")?, request.field("client_secret")?),
     };
     let client = s.lock().clients.get(id).cloned()?;
+    if client.is_public() {
+        return None;
+    }
     let matches: bool =
         subtle::ConstantTimeEq::ct_eq(client.client_secret.as_bytes(), secret.as_bytes()).into();
     matches.then_some(client)
@@ -170,7 +228,101 @@ fn authorization_code(
         return bad("invalid_grant", None);
     };
     drop(inner);
-    issue(s, client, &user, grant.scopes, request)
+    let issued = Issued {
+        grant_type: GrantType::AuthorizationCode,
+        scopes: grant.scopes,
+        refresh: true,
+    };
+    issue(s, client, &user, issued, request)
+}
+
+/// `grant_type=client_credentials`: a token for the application's owner, and no refresh token
+/// (oauthlib never issues one for this grant): renewing means asking again.
+fn client_credentials(
+    s: &Shared,
+    client: &RegisteredClient,
+    request: &RecordedTokenRequest,
+) -> Response {
+    let Some(owner) = s.lock().users.get(&client.owner).cloned() else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
+    };
+    let Some(scopes) = requested_scopes(client, request) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", None);
+    };
+    let issued = Issued {
+        grant_type: GrantType::ClientCredentials,
+        scopes,
+        refresh: false,
+    };
+    issue(s, client, &owner, issued, request)
+}
+
+/// `grant_type=password`: only for public clients here (as the LMS's mobile apps are
+/// registered); the user may give their username or their email, as the LMS allows.
+fn password(s: &Shared, client: &RegisteredClient, request: &RecordedTokenRequest) -> Response {
+    if !client.is_public() {
+        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", None);
+    }
+    let (Some(username), Some(password)) = (request.field("username"), request.field("password"))
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("Request is missing username parameter."),
+        );
+    };
+    let user = s
+        .lock()
+        .users
+        .values()
+        .find(|u| (u.username == username || u.email == username) && u.password == password)
+        .cloned();
+    let Some(user) = user else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            Some("Invalid credentials given."),
+        );
+    };
+    let Some(mut scopes) = requested_scopes(client, request) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", None);
+    };
+    // The LMS appends user_id to password-grant JWTs (openedx.md §2).
+    if !scopes.iter().any(|s| s == "user_id") {
+        scopes.push("user_id".into());
+    }
+    let issued = Issued {
+        grant_type: GrantType::Password,
+        scopes,
+        refresh: true,
+    };
+    issue(s, client, &user, issued, request)
+}
+
+/// The `scope` field (default: the LMS's default scopes), if the application may have all of it.
+fn requested_scopes(
+    client: &RegisteredClient,
+    request: &RecordedTokenRequest,
+) -> Option<Vec<String>> {
+    let scopes: Vec<String> = match request.field("scope") {
+        Some(scope) => scope.split_whitespace().map(str::to_owned).collect(),
+        None => super::DEFAULT_SCOPES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let allowed = |scope: &str| {
+        super::KNOWN_SCOPES.contains(&scope)
+            && (super::DEFAULT_SCOPES.contains(&scope) || client.scopes.iter().any(|s| s == scope))
+    };
+    scopes.iter().all(|s| allowed(s)).then_some(scopes)
+}
+
+/// What a token response is for.
+struct Issued {
+    grant_type: GrantType,
+    scopes: Vec<String>,
+    refresh: bool,
 }
 
 /// `grant_type=refresh_token`: the refresh token is spent (DOT's `ROTATE_REFRESH_TOKEN`) and a new
@@ -198,7 +350,12 @@ fn refresh(s: &Shared, client: &RegisteredClient, request: &RecordedTokenRequest
         return bad("invalid_grant", None);
     };
     drop(inner);
-    issue(s, client, &user, grant.scopes, request)
+    let issued = Issued {
+        grant_type: client.grant_type,
+        scopes: grant.scopes,
+        refresh: true,
+    };
+    issue(s, client, &user, issued, request)
 }
 
 /// The token response: a JWT when `token_type=jwt` (body or `X-Token-Type`), else the opaque
@@ -207,9 +364,18 @@ fn issue(
     s: &Shared,
     client: &RegisteredClient,
     user: &LmsUser,
-    scopes: Vec<String>,
+    issued: Issued,
     request: &RecordedTokenRequest,
 ) -> Response {
+    let Issued {
+        grant_type,
+        scopes,
+        refresh,
+    } = issued;
+    // Any non-empty value, even "false", selects asymmetric signing (openedx.md §2).
+    let asymmetric = request
+        .field("asymmetric_jwt")
+        .is_some_and(|v| !v.is_empty());
     let access_token = random_token(30);
     let refresh_token = random_token(30);
     let opaque_expires_in = s.settings.opaque_lifetime.as_secs() as i64;
@@ -229,28 +395,35 @@ fn issue(
                 expires_at: now + opaque_expires_in,
             },
         );
-        inner.refresh_tokens.insert(
-            refresh_token.clone(),
-            RefreshGrant {
-                client_id: client.client_id.clone(),
-                username: user.username.clone(),
-                scopes: scopes.clone(),
-                expires_at: now + s.settings.refresh_lifetime.as_secs() as i64,
-                access_token: access_token.clone(),
-            },
-        );
-        inner.issued.refresh_tokens.push(refresh_token.clone());
+        if refresh {
+            inner.refresh_tokens.insert(
+                refresh_token.clone(),
+                RefreshGrant {
+                    client_id: client.client_id.clone(),
+                    username: user.username.clone(),
+                    scopes: scopes.clone(),
+                    expires_at: now + s.settings.refresh_lifetime.as_secs() as i64,
+                    access_token: access_token.clone(),
+                },
+            );
+            inner.issued.refresh_tokens.push(refresh_token.clone());
+        }
         if wants_jwt {
             let lifetime = inner.jwt_lifetime.unwrap_or(s.settings.jwt_lifetime);
             let expires_in = lifetime.as_secs() as i64;
-            let jwt = jwt(s, user, &scopes, expires_in);
+            let claims = JwtFor {
+                user,
+                scopes: &scopes,
+                grant_type,
+                expires_in,
+            };
+            let jwt = jwt(s, &claims, asymmetric);
             inner.issued.access_tokens.push(jwt.clone());
             json!({
                 "access_token": jwt,
                 "expires_in": expires_in,
                 "token_type": "JWT",
                 "scope": scope,
-                "refresh_token": refresh_token,
             })
         } else {
             inner.issued.access_tokens.push(access_token.clone());
@@ -259,27 +432,50 @@ fn issue(
                 "expires_in": opaque_expires_in,
                 "token_type": "Bearer",
                 "scope": scope,
-                "refresh_token": refresh_token,
             })
         }
     };
+    let mut body = body;
+    if refresh {
+        body["refresh_token"] = Value::String(refresh_token);
+    }
     (StatusCode::OK, no_store(), Json(body)).into_response()
 }
 
-/// An HS256 JWT with the claims `oauth_dispatch/jwt.py` writes (§3).
-fn jwt(s: &Shared, user: &LmsUser, scopes: &[String], expires_in: i64) -> String {
+/// Whose JWT, for what.
+struct JwtFor<'a> {
+    user: &'a LmsUser,
+    scopes: &'a [String],
+    grant_type: GrantType,
+    expires_in: i64,
+}
+
+/// A JWT with the claims `oauth_dispatch/jwt.py` writes (§3): HS256 with the LMS secret, or RS512
+/// with its signing key when `asymmetric_jwt` was posted.
+fn jwt(s: &Shared, what: &JwtFor<'_>, asymmetric: bool) -> String {
+    let JwtFor {
+        user,
+        scopes,
+        grant_type,
+        expires_in,
+    } = *what;
     let iat = unix_now();
+    // `user:me` marks tokens that act for a user, which client-credentials tokens do not.
+    let filters = match grant_type {
+        GrantType::ClientCredentials => json!([]),
+        _ => json!(["user:me"]),
+    };
     let mut claims = json!({
         "aud": s.settings.jwt_audience,
         "exp": iat + expires_in,
-        "grant_type": "authorization-code",
+        "grant_type": grant_type.claim(),
         "iat": iat,
         "iss": s.issuer(),
         "preferred_username": user.username,
         "scopes": scopes,
         "version": "1.2.0",
         "sub": anonymous_id(&s.settings.jwt_secret, &user.username),
-        "filters": ["user:me"],
+        "filters": filters,
         "is_restricted": false,
         "email_verified": true,
     });
@@ -297,7 +493,23 @@ fn jwt(s: &Shared, user: &LmsUser, scopes: &[String], expires_in: i64) -> String
         claims["administrator"] = json!(user.is_staff);
         claims["superuser"] = json!(false);
     }
-    sign(&s.settings.jwt_secret, &claims)
+    if asymmetric {
+        sign_rs512(&claims)
+    } else {
+        sign(&s.settings.jwt_secret, &claims)
+    }
+}
+
+/// RS512 (RSASSA-PKCS1-v1_5 with SHA-512); the header has no `kid`, as the LMS writes it.
+fn sign_rs512(claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS512","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let signature = SigningKey::<Sha512>::new(SIGNING_KEY.clone()).sign(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    )
 }
 
 pub(super) fn sign(secret: &str, claims: &Value) -> String {

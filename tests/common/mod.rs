@@ -52,16 +52,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     standin.add_user(LmsUser::demo_learner());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let redirect_uris = if options.register_signed_out {
+        vec![format!("{url}authorize/"), format!("{url}signed-out/")]
+    } else {
+        vec![format!("{url}authorize/")]
+    };
     standin.register_client(RegisteredClient {
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        redirect_uris: if options.register_signed_out {
-            vec![format!("{url}authorize/"), format!("{url}signed-out/")]
-        } else {
-            vec![format!("{url}authorize/")]
-        },
         skip_authorization: options.skip_authorization,
-        scopes: vec!["user_id".into()],
+        ..RegisteredClient::authorization_code(CLIENT_ID, CLIENT_SECRET, redirect_uris)
     });
     let db_path = std::env::temp_dir()
         .join(format!("profiles-test-{:016x}", rand::random::<u64>()))
