@@ -2,9 +2,12 @@
 //! LMS profile. Written to be read as a reference for talking to Open edX correctly.
 //!
 //! # Layout
+//! - [`cli`]: the command line: serve, demo, and the LMS token recipes and API calls.
 //! - [`config`]: the typed settings, read once from the environment and `.env`.
 //! - [`lms`]: the Open edX client; the only module that knows the LMS wire format
-//!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs).
+//!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs),
+//!   and the documented token recipes (client credentials, password, refresh, revoke, JWT
+//!   verification, a self-renewing authorizer).
 //! - [`session`]: the typed session (pending sign-ins, the signed-in account, CSRF token).
 //! - [`tokens`]: the token's life: stored per session, refreshed once across replicas.
 //! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out,
@@ -18,6 +21,7 @@
 //!   `profiles demo` and the tests, never by the app's own request paths.
 //! - [`demo`]: `profiles demo`, the stand-in and the app together on loopback.
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;

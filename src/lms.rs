@@ -16,6 +16,8 @@
 //! `reqwest::Client` (timeouts, no redirects followed, a size cap on bodies) serves every LMS call.
 
 pub mod account;
+pub mod authorizer;
+mod grants;
 pub mod jwt;
 pub mod token;
 
@@ -24,8 +26,7 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, EndpointNotSet,
     EndpointSet, ErrorResponseType, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
-    TokenUrl,
+    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, TokenUrl,
     basic::{BasicClient, BasicTokenType},
 };
 use reqwest::{StatusCode, header};
@@ -34,7 +35,9 @@ use url::Url;
 
 pub use self::{
     account::{Account, Me},
-    jwt::UnverifiedClaims,
+    authorizer::ClientCredentialsAuthorizer,
+    grants::TokenHint,
+    jwt::{Expected, Jwt, JwtError, JwtKey, UnverifiedClaims},
     token::{Token, TokenKind},
 };
 use crate::{
@@ -58,6 +61,8 @@ pub enum Endpoint {
     Revoke,
     Me,
     Account,
+    /// Any other API, called through [`LmsClient::api_get`].
+    Api,
 }
 
 impl Endpoint {
@@ -68,6 +73,7 @@ impl Endpoint {
             Self::Revoke => "revoke",
             Self::Me => "me",
             Self::Account => "accounts",
+            Self::Api => "api",
         }
     }
 
@@ -77,6 +83,7 @@ impl Endpoint {
             Self::Revoke => "/oauth2/revoke_token",
             Self::Me => "/api/user/v1/me",
             Self::Account => "/api/user/v1/accounts/{username}",
+            Self::Api => "an LMS API",
         }
     }
 }
@@ -182,6 +189,8 @@ pub struct LmsClient {
     api_root: Url,
     scopes: Vec<String>,
     token_type: TokenTypeRequest,
+    /// Post `asymmetric_jwt=1`: RS512 JWTs a service can verify with the LMS's public JWK set.
+    asymmetric_jwt: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -222,6 +231,7 @@ impl LmsClient {
             api_root: config.lms_internal_url.clone(),
             scopes: config.scopes.clone(),
             token_type: config.token_type,
+            asymmetric_jwt: false,
             metrics,
         })
     }
@@ -252,8 +262,8 @@ impl LmsClient {
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        if self.token_type == TokenTypeRequest::Jwt {
-            request = request.add_extra_param("token_type", "jwt");
+        for (name, value) in self.token_params() {
+            request = request.add_extra_param(name, value);
         }
         let response = self
             .timed(Endpoint::Token, request.request_async(&self.http))
@@ -272,21 +282,20 @@ impl LmsClient {
                 description: Some("no refresh token was issued".into()),
             });
         };
-        let refresh_token = RefreshToken::new(refresh_token.expose().to_owned());
-        let mut request = self.oauth.exchange_refresh_token(&refresh_token);
+        self.refresh_token(refresh_token, None).await
+    }
+
+    /// The extra token-request fields this client sends: `token_type=jwt` **in the body** (the
+    /// LMS ignores the query string), and `asymmetric_jwt` when asked for.
+    fn token_params(&self) -> Vec<(&'static str, &'static str)> {
+        let mut params = Vec::new();
         if self.token_type == TokenTypeRequest::Jwt {
-            request = request.add_extra_param("token_type", "jwt");
+            params.push(("token_type", "jwt"));
         }
-        let response = self
-            .timed(Endpoint::Token, request.request_async(&self.http))
-            .await
-            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
-        let mut fresh = self.token_from(response)?;
-        if fresh.refresh_token.is_none() {
-            // Without rotation the old refresh token stays valid.
-            fresh.refresh_token = token.refresh_token.clone();
+        if self.asymmetric_jwt {
+            params.push(("asymmetric_jwt", "1"));
         }
-        Ok(fresh)
+        params
     }
 
     /// Revokes what can be revoked of a token: the refresh token first (DOT deletes its access
@@ -311,12 +320,24 @@ impl LmsClient {
     /// URLs that are not https, and `http://lms:8000` inside Tutor's network is exactly that. The
     /// LMS answers 200 whether or not the token existed.
     async fn revoke_one(&self, token: &str, hint: &'static str) -> Result<(), LmsError> {
+        self.revoke_as(token, hint, None).await
+    }
+
+    /// Revocation as this confidential client, or as the public client `public_client_id`
+    /// (which sends its `client_id` alone): the LMS only revokes a client's own tokens.
+    async fn revoke_as(
+        &self,
+        token: &str,
+        hint: &'static str,
+        public_client_id: Option<&str>,
+    ) -> Result<(), LmsError> {
         let endpoint = Endpoint::Revoke;
         let mut form = vec![("token", token), ("token_type_hint", hint)];
         let mut request = self.http.post(self.revocation_url.clone());
-        match self.client_auth {
+        match (public_client_id, self.client_auth) {
+            (Some(id), _) => form.push(("client_id", id)),
             // RFC 6749 §2.3.1: form-encode both parts before Basic-encoding them, as DOT decodes.
-            ClientAuth::Basic => {
+            (None, ClientAuth::Basic) => {
                 let encode = |s: &str| {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
@@ -325,7 +346,7 @@ impl LmsClient {
                     Some(encode(self.client_secret.secret())),
                 );
             }
-            ClientAuth::Post => {
+            (None, ClientAuth::Post) => {
                 form.push(("client_id", &self.client_id));
                 form.push(("client_secret", self.client_secret.secret()));
             }

@@ -1,35 +1,28 @@
-//! Wiring only: read the configuration, set up logging, and serve (or run the demo).
+//! Wiring only: parse the command line, set up logging, and serve, run the demo, or run an LMS
+//! command ([`profiles::cli`]).
 
 use std::process::ExitCode;
 
-use profiles::{AppState, config::Config};
+use clap::Parser;
+use profiles::{
+    AppState,
+    cli::{self, Cli, Command},
+    config::Config,
+};
 use tracing_subscriber::EnvFilter;
-
-const USAGE: &str = "usage: profiles [demo | healthcheck]
-
-  profiles              serve the app with the settings from the environment and .env
-  profiles demo         serve the app beside a built-in LMS stand-in, on loopback, for a first try
-  profiles healthcheck  exit 0 if the app on BIND answers /healthz (for container health checks)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match load_dotenv().and_then(|()| init_logging()) {
+    let cli = Cli::parse();
+    // Commands that print results keep stdout for them; the server logs to stdout as usual.
+    let logs_to_stderr = matches!(cli.command, Some(Command::Token(_) | Command::Api { .. }));
+    let result = match load_dotenv().and_then(|()| init_logging(logs_to_stderr)) {
         Err(message) => Err(message),
-        Ok(()) => match args
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [] => serve().await,
-            ["demo"] => profiles::demo::run(std::env::vars().collect()).await,
-            ["healthcheck"] => healthcheck().await,
-            ["-h" | "--help" | "help"] => {
-                println!("{USAGE}");
-                Ok(())
-            }
-            _ => Err(format!("unknown arguments {args:?}\n{USAGE}")),
+        Ok(()) => match cli.command {
+            None | Some(Command::Serve) => serve().await,
+            Some(Command::Demo) => profiles::demo::run(std::env::vars().collect()).await,
+            Some(Command::Healthcheck) => cli::healthcheck().await,
+            Some(command) => cli::run_lms_command(command, cli.json).await,
         },
     };
     match result {
@@ -54,16 +47,27 @@ fn load_dotenv() -> Result<(), String> {
 
 /// `RUST_LOG` filters (default `info,sqlx=warn`); `LOG_FORMAT=json` writes one JSON object per
 /// line for log shippers, `text` (the default) is for people.
-fn init_logging() -> Result<(), String> {
+fn init_logging(to_stderr: bool) -> Result<(), String> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let writer = move || -> Box<dyn std::io::Write> {
+        if to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
     let format = std::env::var("LOG_FORMAT").unwrap_or_default();
     match format.trim().to_ascii_lowercase().as_str() {
-        "" | "text" => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        "" | "text" => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init(),
         "json" => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
             .with_env_filter(filter)
+            .with_writer(writer)
             .init(),
         other => {
             return Err(format!(
@@ -85,29 +89,4 @@ async fn serve() -> Result<(), String> {
     profiles::serve(listener, state)
         .await
         .map_err(|e| e.to_string())
-}
-
-/// For `HEALTHCHECK` in the image, which has no curl: asks this app's `/healthz` on `BIND`.
-async fn healthcheck() -> Result<(), String> {
-    let bind = std::env::var("BIND").unwrap_or_else(|_| profiles::config::DEFAULT_BIND.into());
-    let mut addr: std::net::SocketAddr = bind
-        .parse()
-        .map_err(|_| format!("BIND: {bind:?} is not an address:port"))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let response = reqwest::Client::new()
-        .get(format!("http://{addr}/healthz"))
-        .timeout(std::time::Duration::from_secs(3))
-        .send()
-        .await
-        .map_err(|e| format!("http://{addr}/healthz: {e}"))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "http://{addr}/healthz answered {}",
-            response.status()
-        ))
-    }
 }

@@ -31,14 +31,6 @@ impl From<StoreError> for TokenError {
     }
 }
 
-impl Token {
-    /// Expired, or close enough to expiry (`leeway`) that the LMS may see it expired.
-    pub fn is_stale(&self, now: i64, leeway: Duration) -> bool {
-        self.expires_at
-            .is_some_and(|at| at - leeway.as_secs() as i64 <= now)
-    }
-}
-
 /// The session's token, refreshed first if it is stale.
 pub async fn fresh(state: &AppState, id: &str) -> Result<Token, TokenError> {
     let store = &state.store;

@@ -1,12 +1,18 @@
-//! Reading the claims of an LMS JWT (see `../shared/openedx.md` §3).
+//! Reading the claims of an LMS JWT, and verifying one when the operator supplies the key (see
+//! `../shared/openedx.md` §3).
 //!
 //! The app got the token straight from the LMS token endpoint over a channel it chose, so, like the
 //! LMS's own relying party (`auth-backends`), it reads the claims without checking the signature;
 //! the page that shows them says so.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rsa::{RsaPublicKey, signature::Verifier};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::{Sha256, Sha512};
+
+use crate::secret::Secret;
 
 /// The payload of a JWT, decoded but **not** signature-checked.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +57,181 @@ impl UnverifiedClaims {
                 (k.clone(), shown)
             })
             .collect()
+    }
+}
+
+/// A JWT from the LMS: its header and claims decoded, its signature kept for [`Jwt::verify`].
+#[derive(Clone, Debug)]
+pub struct Jwt {
+    header: Map<String, Value>,
+    claims: UnverifiedClaims,
+    signing_input: String,
+    signature: Vec<u8>,
+}
+
+/// What verifies an LMS JWT. The LMS publishes no key URL (`openedx.md` §3): the operator copies
+/// `JWT_SECRET_KEY` (HS256, the default) or `JWT_PUBLIC_SIGNING_JWK_SET` (RS512, for tokens asked
+/// for with `asymmetric_jwt`) out of the LMS settings.
+#[derive(Clone, Debug)]
+pub enum JwtKey {
+    Hs256(Secret),
+    Rs512(Vec<RsaPublicKey>),
+}
+
+impl JwtKey {
+    /// The RSA keys of a JWK set (`{"keys": [{"kty": "RSA", "n": ..., "e": ...}]}`).
+    pub fn from_jwk_set(json: &str) -> Result<Self, JwtError> {
+        let set: Value = serde_json::from_str(json).map_err(|_| JwtError::BadKey)?;
+        let keys: Vec<RsaPublicKey> = set["keys"]
+            .as_array()
+            .ok_or(JwtError::BadKey)?
+            .iter()
+            .filter(|k| k["kty"] == "RSA")
+            .map(|k| {
+                let part = |name: &str| {
+                    k[name]
+                        .as_str()
+                        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                        .map(|b| rsa::BigUint::from_bytes_be(&b))
+                        .ok_or(JwtError::BadKey)
+                };
+                RsaPublicKey::new(part("n")?, part("e")?).map_err(|_| JwtError::BadKey)
+            })
+            .collect::<Result<_, _>>()?;
+        if keys.is_empty() {
+            return Err(JwtError::BadKey);
+        }
+        Ok(Self::Rs512(keys))
+    }
+}
+
+/// Why a JWT is not acceptable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwtError {
+    /// Not `header.payload.signature` with JSON objects inside.
+    Malformed,
+    /// `exp` is in the past (beyond the leeway), or missing.
+    Expired,
+    /// The signature does not match the key: tampered, or signed with another key.
+    BadSignature,
+    /// The header's `alg` is not the key's (`HS256` for a secret, `RS512` for a JWK set).
+    WrongAlgorithm(String),
+    WrongIssuer,
+    WrongAudience,
+    /// The configured key is not usable (not a JWK set with RSA keys).
+    BadKey,
+}
+
+impl std::fmt::Display for JwtError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("not a JWT"),
+            Self::Expired => f.write_str("the JWT has expired"),
+            Self::BadSignature => f.write_str("the JWT's signature does not match the key"),
+            Self::WrongAlgorithm(alg) => {
+                write!(f, "the JWT is signed with {alg:?}, not the key's algorithm")
+            }
+            Self::WrongIssuer => f.write_str("the JWT's iss is not the expected issuer"),
+            Self::WrongAudience => f.write_str("the JWT's aud is not the expected audience"),
+            Self::BadKey => f.write_str("the key is not an HS256 secret or an RSA JWK set"),
+        }
+    }
+}
+
+impl std::error::Error for JwtError {}
+
+/// What [`Jwt::verify`] checks besides the signature.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    /// `JWT_ISSUER`, e.g. `http://local.openedx.io/oauth2`.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: `lms-key` on devstack, `openedx` on Tutor.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` (edx-drf-extensions allows 1 s).
+    pub leeway_secs: i64,
+}
+
+impl Jwt {
+    pub fn decode(raw: &str) -> Result<Self, JwtError> {
+        let raw = raw.trim();
+        let (signing_input, signature) = raw.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let (header, _) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
+        let header = match URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(Value::Object(map)) => map,
+            _ => return Err(JwtError::Malformed),
+        };
+        let claims = UnverifiedClaims::decode(raw).ok_or(JwtError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| JwtError::Malformed)?;
+        Ok(Self {
+            header,
+            claims,
+            signing_input: signing_input.to_owned(),
+            signature,
+        })
+    }
+
+    pub fn algorithm(&self) -> Option<&str> {
+        self.header.get("alg").and_then(Value::as_str)
+    }
+
+    /// The claims; trust them only after [`Jwt::verify`].
+    pub fn claims(&self) -> &UnverifiedClaims {
+        &self.claims
+    }
+
+    /// Whether `exp` has passed at `now`, allowing `leeway_secs` of clock skew. A JWT without
+    /// `exp` counts as expired: the LMS always writes one.
+    pub fn is_expired(&self, now: i64, leeway_secs: i64) -> bool {
+        self.claims
+            .expires_at()
+            .is_none_or(|exp| exp + leeway_secs < now)
+    }
+
+    /// Checks the signature with `key`, then `exp`, `iss` and `aud`, as edx-drf-extensions does.
+    pub fn verify(&self, key: &JwtKey, expected: &Expected, now: i64) -> Result<(), JwtError> {
+        let alg = self.algorithm().unwrap_or_default();
+        let valid = match key {
+            JwtKey::Hs256(secret) if alg == "HS256" => {
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
+                    .map_err(|_| JwtError::BadKey)?;
+                mac.update(self.signing_input.as_bytes());
+                mac.verify_slice(&self.signature).is_ok()
+            }
+            JwtKey::Rs512(keys) if alg == "RS512" => {
+                let signature = rsa::pkcs1v15::Signature::try_from(self.signature.as_slice())
+                    .map_err(|_| JwtError::BadSignature)?;
+                keys.iter().any(|k| {
+                    rsa::pkcs1v15::VerifyingKey::<Sha512>::new(k.clone())
+                        .verify(self.signing_input.as_bytes(), &signature)
+                        .is_ok()
+                })
+            }
+            _ => return Err(JwtError::WrongAlgorithm(alg.to_owned())),
+        };
+        if !valid {
+            return Err(JwtError::BadSignature);
+        }
+        if self.is_expired(now, expected.leeway_secs) {
+            return Err(JwtError::Expired);
+        }
+        let claim = |name: &str| self.claims.0.get(name).and_then(Value::as_str);
+        if let Some(issuer) = &expected.issuer
+            && claim("iss") != Some(issuer.as_str())
+        {
+            return Err(JwtError::WrongIssuer);
+        }
+        if let Some(audience) = &expected.audience
+            && claim("aud") != Some(audience.as_str())
+        {
+            return Err(JwtError::WrongAudience);
+        }
+        Ok(())
     }
 }
 

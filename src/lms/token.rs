@@ -54,6 +54,13 @@ impl Token {
         format!("{} {}", self.kind.scheme(), self.access_token.expose())
     }
 
+    /// Expired, or close enough to expiry (`leeway`) that the LMS may see it expired. A token
+    /// whose expiry the LMS did not state is used until the LMS refuses it.
+    pub fn is_stale(&self, now: i64, leeway: std::time::Duration) -> bool {
+        self.expires_at
+            .is_some_and(|at| at - leeway.as_secs() as i64 <= now)
+    }
+
     /// The JWT's claims, read without checking the signature; `None` for opaque tokens.
     pub fn claims(&self) -> Option<UnverifiedClaims> {
         match self.kind {

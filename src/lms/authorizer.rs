@@ -1,0 +1,48 @@
+//! Service-to-service authorization that renews itself: the "client credentials auth handler" of
+//! good OAuth client libraries, for Open edX.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::{LmsClient, LmsError, Token, unix_now};
+
+/// Fetches a client-credentials JWT on first use, reuses it until it is within `leeway` of
+/// expiry, then fetches a new one: once, however many callers ask at the same moment (they wait
+/// for the one request in flight).
+pub struct ClientCredentialsAuthorizer {
+    client: LmsClient,
+    leeway: Duration,
+    current: Mutex<Option<Token>>,
+}
+
+impl ClientCredentialsAuthorizer {
+    pub fn new(client: LmsClient, leeway: Duration) -> Self {
+        Self {
+            client,
+            leeway,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// A token that is good for at least `leeway` more.
+    pub async fn token(&self) -> Result<Token, LmsError> {
+        // Held across the fetch: that is what makes concurrent callers share one request.
+        let mut current = self.current.lock().await;
+        if let Some(token) = current.as_ref()
+            && !token.is_stale(unix_now(), self.leeway)
+        {
+            return Ok(token.clone());
+        }
+        let fresh = self.client.client_credentials().await?;
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// `GET` an LMS API with a fresh token.
+    pub async fn get(&self, path: &str) -> Result<Value, LmsError> {
+        let token = self.token().await?;
+        self.client.api_get(path, &token).await
+    }
+}

@@ -1,0 +1,162 @@
+//! The token recipes of the Open edX REST API authentication docs, one method each, beside the
+//! authorization-code flow the web app uses: client credentials, resource owner password (public
+//! clients, as the mobile apps), refresh, revoke, and calling any API with the token.
+
+use oauth2::{
+    AuthType, ClientId, RefreshToken, ResourceOwnerPassword, ResourceOwnerUsername, TokenUrl,
+    basic::BasicClient,
+};
+use serde_json::Value;
+
+use super::{Endpoint, LmsClient, LmsError, Token, oauth_request_error, parse};
+use crate::{config::join, secret::Secret};
+
+/// `token_type_hint` for revocation (RFC 7009).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenHint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenHint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl LmsClient {
+    /// The same client, asking for RS512 JWTs (`asymmetric_jwt=1`) that a service can verify with
+    /// the LMS's public JWK set instead of its shared secret.
+    pub fn asymmetric(mut self) -> Self {
+        self.asymmetric_jwt = true;
+        self
+    }
+
+    /// Recipe 1, client credentials: a token for the application itself (it acts as the user who
+    /// owns it). No refresh token comes back: renewing means asking again.
+    pub async fn client_credentials(&self) -> Result<Token, LmsError> {
+        let mut request = self.oauth.exchange_client_credentials();
+        for (name, value) in self.token_params() {
+            request = request.add_extra_param(name, value);
+        }
+        let response = self
+            .timed(Endpoint::Token, request.request_async(&self.http))
+            .await
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
+        self.token_from(response)
+    }
+
+    /// Recipe 2, resource owner password: what the LMS's mobile apps do, as **public** clients
+    /// (`client_id` only, no secret). The user may give their username or their email.
+    pub async fn password(
+        &self,
+        public_client_id: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Token, LmsError> {
+        let username = ResourceOwnerUsername::new(username.to_owned());
+        let password = ResourceOwnerPassword::new(password.expose().to_owned());
+        let public = self.public_client(public_client_id)?;
+        let mut request = public.exchange_password(&username, &password);
+        for (name, value) in self.token_params() {
+            request = request.add_extra_param(name, value);
+        }
+        let response = self
+            .timed(Endpoint::Token, request.request_async(&self.http))
+            .await
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
+        self.token_from(response)
+    }
+
+    /// Recipe 3, refresh: `grant_type=refresh_token` with `token_type=jwt` again. The refresh
+    /// token rotates: keep the new one. Tokens from the password grant are refreshed by the same
+    /// public client (`public_client_id`); others by this confidential client.
+    pub async fn refresh_token(
+        &self,
+        refresh_token: &Secret,
+        public_client_id: Option<&str>,
+    ) -> Result<Token, LmsError> {
+        let refresh = RefreshToken::new(refresh_token.expose().to_owned());
+        let public = public_client_id
+            .map(|id| self.public_client(id))
+            .transpose()?;
+        let mut request = match &public {
+            Some(client) => client.exchange_refresh_token(&refresh),
+            None => self.oauth.exchange_refresh_token(&refresh),
+        };
+        for (name, value) in self.token_params() {
+            request = request.add_extra_param(name, value);
+        }
+        let response = self
+            .timed(Endpoint::Token, request.request_async(&self.http))
+            .await
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
+        let mut token = self.token_from(response)?;
+        if token.refresh_token.is_none() {
+            // Without rotation the old refresh token stays valid.
+            token.refresh_token = Some(refresh_token.clone());
+        }
+        Ok(token)
+    }
+
+    /// Recipe 6, revoke: `POST /oauth2/revoke_token` with `token` and `token_type_hint`, as the
+    /// client the token was issued to (`public_client_id` for password-grant tokens). The LMS
+    /// answers 200 whether or not the token existed, and ignores other clients' tokens; a JWT
+    /// cannot be revoked (revoke its refresh token instead).
+    pub async fn revoke_token(
+        &self,
+        token: &Secret,
+        hint: TokenHint,
+        public_client_id: Option<&str>,
+    ) -> Result<(), LmsError> {
+        self.revoke_as(token.expose(), hint.as_str(), public_client_id)
+            .await
+    }
+
+    /// Recipe 5, call an API: `GET {LMS}{path}` with `Authorization: JWT <jwt>` (or `Bearer` for
+    /// an opaque token), e.g. `/api/enrollment/v1/enrollment`. `path` is a path on the LMS, never
+    /// another host.
+    pub async fn api_get(&self, path: &str, token: &Token) -> Result<Value, LmsError> {
+        let garbage = |detail: &str| LmsError::Garbage {
+            endpoint: Endpoint::Api,
+            detail: detail.to_owned(),
+        };
+        if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+            return Err(garbage("the API path must start with a single /"));
+        }
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut url = join(&self.api_root, path.trim_start_matches('/'));
+        if !query.is_empty() {
+            url.set_query(Some(query));
+        }
+        let body = self.get(Endpoint::Api, url, token).await?;
+        parse(Endpoint::Api, &body)
+    }
+
+    /// A public client of the same LMS: `client_id` in the form body, no secret.
+    fn public_client(
+        &self,
+        client_id: &str,
+    ) -> Result<
+        BasicClient<
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointNotSet,
+            oauth2::EndpointSet,
+        >,
+        LmsError,
+    > {
+        let token_url =
+            TokenUrl::new(self.oauth.token_uri().to_string()).map_err(|e| LmsError::Garbage {
+                endpoint: Endpoint::Token,
+                detail: e.to_string(),
+            })?;
+        Ok(BasicClient::new(ClientId::new(client_id.to_owned()))
+            .set_token_uri(token_url)
+            .set_auth_type(AuthType::RequestBody))
+    }
+}

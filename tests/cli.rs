@@ -1,0 +1,275 @@
+//! The real `profiles` binary's token and API commands against the stand-in.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use profiles::standin::{GrantType, LmsUser, RegisteredClient, Settings, StandIn};
+use serde_json::Value;
+
+const SERVICE_ID: &str = "service-app";
+const SERVICE_SECRET: &str = "service-secret";
+const MOBILE_ID: &str = "mobile-app";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {} / {}", self.stdout, self.stderr))
+    }
+}
+
+async fn standin(settings: Settings) -> StandIn {
+    let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), settings)
+        .await
+        .unwrap();
+    standin.add_user(LmsUser::demo_learner());
+    standin.register_client(RegisteredClient {
+        grant_type: GrantType::ClientCredentials,
+        owner: "service-user".into(),
+        ..RegisteredClient::authorization_code(SERVICE_ID, SERVICE_SECRET, vec![])
+    });
+    standin.register_client(RegisteredClient {
+        grant_type: GrantType::Password,
+        ..RegisteredClient::authorization_code(MOBILE_ID, "", vec![])
+    });
+    standin
+}
+
+/// Runs the binary with the LMS settings, `extra` variables and `stdin`, away from any `.env`.
+async fn profiles(standin: &StandIn, args: &[&str], extra: &[(&str, &str)], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_profiles"));
+    command
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("LMS_URL", standin.url().as_str())
+        .env("LMS_CLIENT_ID", SERVICE_ID)
+        .env("LMS_CLIENT_SECRET", SERVICE_SECRET)
+        .env("LMS_PUBLIC_CLIENT_ID", MOBILE_ID)
+        .envs(extra.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_owned();
+    // The stand-in serves on this test's runtime: wait for the process off it.
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("the profiles binary runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn client_credentials_prints_the_token_as_json() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let token = run.json();
+    assert_eq!(token["token_type"], "JWT");
+    assert_eq!(token["refresh_token"], Value::Null);
+    assert!(token["expires_in"].as_i64().unwrap() > 3500);
+    assert_eq!(
+        lms.issued().access_tokens,
+        vec![token["access_token"].as_str().unwrap().to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_prints_a_table_for_people() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(&lms, &["token", "client-credentials"], &[], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("token_type     JWT"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("expires        in 59 minutes") || run.stdout.contains("in 60 minutes")
+    );
+    assert!(run.stdout.contains("none (ask again to renew)"));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_one_line_and_a_failure_exit() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(
+        &lms,
+        &["token", "client-credentials"],
+        &[("LMS_CLIENT_SECRET", "wrong-secret")],
+        "",
+    )
+    .await;
+    assert_ne!(run.code, 0);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wrong-secret"));
+}
+
+#[tokio::test]
+async fn password_reads_the_password_from_stdin_and_refresh_rotates() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(
+        &lms,
+        &["token", "password", "--username", "learner", "--json"],
+        &[],
+        "learner-password\n",
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run.json();
+    let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+
+    let run = profiles(
+        &lms,
+        &["token", "refresh", "--client-id", MOBILE_ID, "--json"],
+        &[],
+        &format!("{refresh}\n"),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let second = run.json();
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+
+    let run = profiles(
+        &lms,
+        &["token", "revoke", "--client-id", MOBILE_ID],
+        &[],
+        &format!("{}\n", second["refresh_token"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "revoked");
+    assert_eq!(lms.live_refresh_tokens(), 0);
+}
+
+#[tokio::test]
+async fn the_password_is_never_an_argument() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(
+        &lms,
+        &[
+            "token",
+            "password",
+            "--username",
+            "learner",
+            "--password",
+            "x",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert_ne!(run.code, 0);
+    assert_eq!(lms.calls("token"), 0);
+    let run = profiles(
+        &lms,
+        &["token", "password", "--username", "learner"],
+        &[],
+        "",
+    )
+    .await;
+    assert_ne!(run.code, 0, "an empty password is refused before the LMS");
+    assert!(run.stderr.contains("Password is empty"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn inspect_checks_the_signature_when_a_key_is_set() {
+    let lms = standin(Settings::default()).await;
+    let token = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
+
+    let run = profiles(&lms, &["token", "inspect", &jwt], &[], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("not checked"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("preferred_username  service-user"),
+        "{}",
+        run.stdout
+    );
+
+    let key = [
+        ("LMS_JWT_SECRET", "lms-secret"),
+        ("LMS_JWT_AUDIENCE", "lms-key"),
+    ];
+    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["signature"], "valid");
+
+    // Another first character of the signature: still base64, no longer the LMS's signature.
+    let (signed, signature) = jwt.rsplit_once('.').unwrap();
+    let first = if signature.starts_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{signed}.{first}{}", &signature[1..]);
+    let run = profiles(&lms, &["token", "inspect", &tampered], &key, "").await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("signature does not match"),
+        "{}",
+        run.stderr
+    );
+
+    let jwks = lms.public_jwks().to_string();
+    let run = profiles(
+        &lms,
+        &["token", "inspect", &jwt],
+        &[("LMS_JWT_JWKS", jwks.as_str())],
+        "",
+    )
+    .await;
+    assert_ne!(run.code, 0, "an HS256 token does not pass an RS512 key");
+}
+
+#[tokio::test]
+async fn inspect_detects_an_expired_jwt() {
+    let lms = standin(Settings {
+        jwt_lifetime: std::time::Duration::ZERO,
+        ..Settings::default()
+    })
+    .await;
+    let token = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = profiles(&lms, &["token", "inspect", &jwt], &[], "").await;
+    assert_ne!(run.code, 0);
+    assert!(run.stdout.contains("expired"), "{}", run.stdout);
+    assert!(run.stderr.contains("the JWT has expired"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn api_calls_an_lms_api_with_a_client_credentials_jwt() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(&lms, &["api", "GET", "/api/user/v1/me"], &[], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["username"], "service-user");
+    let run = profiles(
+        &lms,
+        &["api", "GET", "/api/enrollment/v1/enrollment"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json().is_array());
+    let authorization = lms.api_requests().pop().unwrap().authorization.unwrap();
+    assert!(authorization.starts_with("JWT "));
+
+    let run = profiles(&lms, &["api", "POST", "/api/user/v1/me"], &[], "").await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("only GET"));
+}
