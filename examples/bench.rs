@@ -1,0 +1,694 @@
+//! Benchmarks: how fast sign-in is, what it costs, how it grows. Run with `examples/bench.sh`
+//! (see BENCHMARKS.md). The app runs as its own release process, so its CPU time and peak RSS are
+//! its own; the LMS stand-in runs on a dedicated thread of this process, whose CPU time is read
+//! separately; a bare axum handler (this binary, re-run as `bench baseline ADDR`) is the ceiling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use profiles::standin::{LmsUser, RegisteredClient, Settings, StandIn};
+use reqwest::{StatusCode, header};
+
+const CONCURRENCY: usize = 32;
+const CLIENT_ID: &str = "bench";
+const CLIENT_SECRET: &str = "bench-secret";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("baseline") {
+        return baseline_server(&args[1]);
+    }
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let postgres = std::env::var("BENCH_POSTGRES_URL").ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(Duration::from_secs(seconds), postgres));
+}
+
+// ---- the bare-handler baseline -------------------------------------------------------------
+
+/// The same 303 with a cookie that `GET /` answers, without sessions, database or PKCE.
+fn baseline_server(addr: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                let id = format!("{:032x}", rand::random::<u128>());
+                (
+                    StatusCode::SEE_OTHER,
+                    [
+                        (
+                            header::LOCATION,
+                            "http://127.0.0.1:9/oauth2/authorize/".to_owned(),
+                        ),
+                        (
+                            header::SET_COOKIE,
+                            format!("profiles_session={id}; HttpOnly; SameSite=Lax; Path=/"),
+                        ),
+                    ],
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+// ---- processes and their costs ---------------------------------------------------------------
+
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// utime + stime of a process or thread, from its `stat` file.
+fn cpu_of(stat_path: &str) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15; `fields` starts at field 3.
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / clock_ticks())
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// Peak and current resident set size, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn app_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/release/examples/bench -> target/release/profiles
+    exe.parent().unwrap().parent().unwrap().join("profiles")
+}
+
+async fn wait_ready(url: &str) -> Duration {
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{url}readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{url} never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Starts the app; returns it and the time from spawn until `/readyz` answered 200.
+async fn start_app(lms: &Lms, database_url: &str) -> (Proc, Duration) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    lms.standin.register_client(RegisteredClient {
+        skip_authorization: true,
+        ..RegisteredClient::authorization_code(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            vec![format!("{url}authorize/")],
+        )
+    });
+    let lms = lms.url.as_str();
+    let spawned = Instant::now();
+    let child = Command::new(app_binary())
+        .env_clear()
+        .env("LMS_URL", lms)
+        .env("LMS_CLIENT_ID", CLIENT_ID)
+        .env("LMS_CLIENT_SECRET", CLIENT_SECRET)
+        .env("PUBLIC_URL", &url)
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "info,sqlx=warn")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("target/release/profiles: build it first (examples/bench.sh does)");
+    let proc = Proc { child, url };
+    wait_ready(&proc.url).await;
+    (proc, spawned.elapsed())
+}
+
+// ---- load ------------------------------------------------------------------------------------
+
+struct Stats {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `op` from `CONCURRENCY` workers for `duration`; each worker owns a state made by `init`.
+async fn load<S, I, IF, O, OF>(duration: Duration, init: I, op: O) -> Stats
+where
+    S: Send + Sync + 'static,
+    I: Fn(usize) -> IF,
+    IF: std::future::Future<Output = S>,
+    O: Fn(Arc<S>) -> OF + Send + Sync + 'static,
+    OF: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let mut states = Vec::new();
+    for i in 0..CONCURRENCY {
+        states.push(Arc::new(init(i).await));
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = states
+        .into_iter()
+        .map(|state| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    assert!(op(state.clone()).await, "a benchmark request failed");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    Stats {
+        requests: latencies.len(),
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap()
+}
+
+fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// One complete sign-in for a browser already logged in at the LMS (consent skipped).
+async fn sign_in(client: &reqwest::Client, app: &str) -> bool {
+    let step = |r: reqwest::Response, want: StatusCode| {
+        (r.status() == want)
+            .then(|| {
+                r.headers()
+                    .get(header::LOCATION)?
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
+            })
+            .flatten()
+    };
+    let Ok(r) = client.get(app).send().await else {
+        return false;
+    };
+    let Some(authorize) = step(r, StatusCode::SEE_OTHER) else {
+        return false;
+    };
+    let Ok(r) = client.get(&authorize).send().await else {
+        return false;
+    };
+    let Some(callback) = step(r, StatusCode::FOUND) else {
+        return false;
+    };
+    let Ok(r) = client.get(&callback).send().await else {
+        return false;
+    };
+    if step(r, StatusCode::SEE_OTHER).is_none() {
+        return false;
+    }
+    client
+        .get(format!("{app}profile/"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == StatusCode::OK)
+}
+
+async fn logged_in_at_lms(lms: &str) -> reqwest::Client {
+    let client = cookie_client();
+    let r = client
+        .post(format!("{lms}login"))
+        .form(&[
+            ("username", "learner"),
+            ("password", "learner-password"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    client
+}
+
+// ---- the stand-in, on its own thread ---------------------------------------------------------
+
+struct Lms {
+    standin: StandIn,
+    url: String,
+    thread_stat: String,
+}
+
+fn start_standin() -> Lms {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), Settings::default())
+                .await
+                .unwrap();
+            standin.add_user(LmsUser::demo_learner());
+            tx.send((standin, tid)).unwrap();
+            // Its server task runs on this thread's runtime for as long as the benchmark does.
+            std::future::pending::<()>().await;
+        });
+    });
+    let (standin, tid) = rx.recv().unwrap();
+    Lms {
+        url: standin.url().to_string(),
+        standin,
+        thread_stat: format!("/proc/self/task/{tid}/stat"),
+    }
+}
+
+// ---- databases -------------------------------------------------------------------------------
+
+fn sqlite_url(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+/// Adds `n` stored sessions of a realistic size (a signed-in session is ~700 bytes).
+async fn fill_sessions(database_url: &str, n: usize) {
+    profiles::store::Store::connect(database_url).await.unwrap();
+    let blob = vec![7u8; 700];
+    let far = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    if database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        for _ in 0..n {
+            sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
+                .bind(format!("{:032x}", rand::random::<u128>()))
+                .bind(&blob)
+                .bind(far)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expiry_date)
+             SELECT md5(random()::text || g::text), $1, now() + interval '1 day'
+             FROM generate_series(1, $2) g",
+        )
+        .bind(&blob)
+        .bind(n as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// A fresh PostgreSQL database on the server `server` names.
+async fn fresh_postgres(server: &str) -> String {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    let name = format!("profiles_bench_{:08x}", rand::random::<u32>());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+struct Row {
+    scenario: String,
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+    app_cpu: Duration,
+    per_op_cpu: Duration,
+    peak_rss: f64,
+    ratio: Option<f64>,
+    note: String,
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| scenario | req/s | p50 ms | p99 ms | app CPU s | app CPU per op | app peak RSS MiB | vs bare handler | notes |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} µs | {:.1} | {} | {} |",
+            r.scenario,
+            r.throughput,
+            r.p50.as_secs_f64() * 1000.0,
+            r.p99.as_secs_f64() * 1000.0,
+            r.app_cpu.as_secs_f64(),
+            r.per_op_cpu.as_secs_f64() * 1e6,
+            r.peak_rss,
+            r.ratio
+                .map_or("-".into(), |x| format!("{:.0} %", x * 100.0)),
+            r.note,
+        );
+    }
+}
+
+async fn measure<F, Fut>(app: &Proc, run: F) -> (Stats, Duration)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Stats>,
+{
+    let stat = format!("/proc/{}/stat", app.pid());
+    let before = cpu_of(&stat);
+    let stats = run().await;
+    let cpu = cpu_of(&stat).saturating_sub(before);
+    (stats, cpu)
+}
+
+async fn run(duration: Duration, postgres: Option<String>) {
+    let dir = std::env::temp_dir().join(format!("profiles-bench-{:08x}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lms = start_standin();
+    let mut rows = Vec::new();
+
+    println!(
+        "profiles benchmark: {CONCURRENCY} concurrent clients, {} s per scenario, {} CPUs",
+        duration.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // Baseline: the bare handler.
+    let port = free_port();
+    let baseline = Proc {
+        child: Command::new(std::env::current_exe().unwrap())
+            .args(["baseline", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .unwrap(),
+        url: format!("http://127.0.0.1:{port}/"),
+    };
+    let client = plain_client();
+    for _ in 0..200 {
+        if client.get(&baseline.url).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (base, base_cpu) = measure(&baseline, || {
+        let url = baseline.url.clone();
+        load(
+            duration,
+            |_| async { plain_client() },
+            move |c: Arc<reqwest::Client>| {
+                let url = url.clone();
+                async move {
+                    c.get(&url)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
+                }
+            },
+        )
+    })
+    .await;
+    rows.push(Row {
+        scenario: "baseline: bare axum 303 + cookie".into(),
+        throughput: base.throughput(),
+        p50: base.percentile(0.5),
+        p99: base.percentile(0.99),
+        app_cpu: base_cpu,
+        per_op_cpu: base_cpu / base.requests.max(1) as u32,
+        peak_rss: rss_mib(baseline.pid()).0,
+        ratio: Some(1.0),
+        note: String::new(),
+    });
+    drop(baseline);
+    let base_rps = base.throughput();
+
+    let mut databases = vec![("sqlite", sqlite_url(&dir, "bench.db"))];
+    if let Some(server) = &postgres {
+        databases.push(("postgres", fresh_postgres(server).await));
+    }
+    for (backend, database_url) in &databases {
+        let (app, _) = start_app(&lms, database_url).await;
+        let app_url = app.url.clone();
+
+        // 1. Start sign-in: no cookie, so a new session, state and PKCE each time.
+        let (s, cpu) = measure(&app, || {
+            let url = app_url.clone();
+            load(
+                duration,
+                |_| async { plain_client() },
+                move |c: Arc<reqwest::Client>| {
+                    let url = url.clone();
+                    async move {
+                        c.get(&url)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
+                    }
+                },
+            )
+        })
+        .await;
+        rows.push(Row {
+            scenario: format!("1. start sign-in `GET /` ({backend})"),
+            throughput: s.throughput(),
+            p50: s.percentile(0.5),
+            p99: s.percentile(0.99),
+            app_cpu: cpu,
+            per_op_cpu: cpu / s.requests.max(1) as u32,
+            peak_rss: rss_mib(app.pid()).0,
+            ratio: Some(s.throughput() / base_rps),
+            note: String::new(),
+        });
+
+        // 2. View the profile of a signed-in session.
+        let (s, cpu) = measure(&app, || {
+            let url = app_url.clone();
+            let lms_url = lms.url.clone();
+            load(
+                duration,
+                move |_| {
+                    let (url, lms_url) = (url.clone(), lms_url.clone());
+                    async move {
+                        let client = logged_in_at_lms(&lms_url).await;
+                        assert!(sign_in(&client, &url).await);
+                        client
+                    }
+                },
+                {
+                    let url = app_url.clone();
+                    move |c: Arc<reqwest::Client>| {
+                        let url = format!("{url}profile/");
+                        async move {
+                            c.get(&url)
+                                .send()
+                                .await
+                                .is_ok_and(|r| r.status() == StatusCode::OK)
+                        }
+                    }
+                },
+            )
+        })
+        .await;
+        rows.push(Row {
+            scenario: format!("2. profile view `GET /profile/` ({backend})"),
+            throughput: s.throughput(),
+            p50: s.percentile(0.5),
+            p99: s.percentile(0.99),
+            app_cpu: cpu,
+            per_op_cpu: cpu / s.requests.max(1) as u32,
+            peak_rss: rss_mib(app.pid()).0,
+            ratio: Some(s.throughput() / base_rps),
+            note: String::new(),
+        });
+
+        // 3. Complete sign-in end to end.
+        let lms_before = cpu_of(&lms.thread_stat);
+        let (s, cpu) = measure(&app, || {
+            let lms_url = lms.url.clone();
+            let url = app_url.clone();
+            load(
+                duration,
+                move |_| {
+                    let lms_url = lms_url.clone();
+                    async move { logged_in_at_lms(&lms_url).await }
+                },
+                move |c: Arc<reqwest::Client>| {
+                    let url = url.clone();
+                    async move { sign_in(&c, &url).await }
+                },
+            )
+        })
+        .await;
+        let lms_cpu = cpu_of(&lms.thread_stat).saturating_sub(lms_before);
+        rows.push(Row {
+            scenario: format!("3. complete sign-in, 4 requests ({backend})"),
+            throughput: s.throughput(),
+            p50: s.percentile(0.5),
+            p99: s.percentile(0.99),
+            app_cpu: cpu,
+            per_op_cpu: cpu / s.requests.max(1) as u32,
+            peak_rss: rss_mib(app.pid()).0,
+            ratio: None,
+            note: format!(
+                "sign-ins/s; stand-in CPU {:.0} µs per sign-in",
+                lms_cpu.as_secs_f64() * 1e6 / s.requests.max(1) as f64
+            ),
+        });
+        drop(app);
+
+        // 4 and 5. Start-up, memory and profile throughput with many stored sessions.
+        for sessions in [0usize, 1_000, 10_000, 100_000] {
+            let url = match *backend {
+                "sqlite" => sqlite_url(&dir, &format!("sessions-{sessions}.db")),
+                _ => fresh_postgres(postgres.as_deref().unwrap()).await,
+            };
+            fill_sessions(&url, sessions).await;
+            let (app, ready) = start_app(&lms, &url).await;
+            let app_url = app.url.clone();
+            let lms_url = lms.url.clone();
+            let (s, cpu) = measure(&app, || {
+                load(
+                    duration / 2,
+                    move |_| {
+                        let (url, lms_url) = (app_url.clone(), lms_url.clone());
+                        async move {
+                            let client = logged_in_at_lms(&lms_url).await;
+                            assert!(sign_in(&client, &url).await);
+                            client
+                        }
+                    },
+                    {
+                        let url = app.url.clone();
+                        move |c: Arc<reqwest::Client>| {
+                            let url = format!("{url}profile/");
+                            async move {
+                                c.get(&url)
+                                    .send()
+                                    .await
+                                    .is_ok_and(|r| r.status() == StatusCode::OK)
+                            }
+                        }
+                    },
+                )
+            })
+            .await;
+            rows.push(Row {
+                scenario: format!("4/5. {sessions} stored sessions: profile view ({backend})"),
+                throughput: s.throughput(),
+                p50: s.percentile(0.5),
+                p99: s.percentile(0.99),
+                app_cpu: cpu,
+                per_op_cpu: cpu / s.requests.max(1) as u32,
+                peak_rss: rss_mib(app.pid()).0,
+                ratio: Some(s.throughput() / base_rps),
+                note: format!("ready in {:.0} ms", ready.as_secs_f64() * 1000.0),
+            });
+        }
+    }
+    println!();
+    print_table(&rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}
