@@ -466,6 +466,33 @@ where
     (stats, cpu)
 }
 
+/// Scenario 2's load: every worker signs in once, then views its profile again and again.
+async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
+    let (app_url, lms_url) = (app_url.to_owned(), lms_url.to_owned());
+    let profile = format!("{app_url}profile/");
+    load(
+        duration,
+        move |_| {
+            let (url, lms_url) = (app_url.clone(), lms_url.clone());
+            async move {
+                let client = logged_in_at_lms(&lms_url).await;
+                assert!(sign_in(&client, &url).await);
+                client
+            }
+        },
+        move |c: Arc<reqwest::Client>| {
+            let url = profile.clone();
+            async move {
+                c.get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == StatusCode::OK)
+            }
+        },
+    )
+    .await
+}
+
 async fn run(duration: Duration, postgres: Option<String>) {
     let dir = std::env::temp_dir().join(format!("profiles-bench-{:08x}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -564,34 +591,7 @@ async fn run(duration: Duration, postgres: Option<String>) {
         });
 
         // 2. View the profile of a signed-in session.
-        let (s, cpu) = measure(&app, || {
-            let url = app_url.clone();
-            let lms_url = lms.url.clone();
-            load(
-                duration,
-                move |_| {
-                    let (url, lms_url) = (url.clone(), lms_url.clone());
-                    async move {
-                        let client = logged_in_at_lms(&lms_url).await;
-                        assert!(sign_in(&client, &url).await);
-                        client
-                    }
-                },
-                {
-                    let url = app_url.clone();
-                    move |c: Arc<reqwest::Client>| {
-                        let url = format!("{url}profile/");
-                        async move {
-                            c.get(&url)
-                                .send()
-                                .await
-                                .is_ok_and(|r| r.status() == StatusCode::OK)
-                        }
-                    }
-                },
-            )
-        })
-        .await;
+        let (s, cpu) = measure(&app, || profile_views(duration, &app_url, &lms.url)).await;
         rows.push(Row {
             scenario: format!("2. profile view `GET /profile/` ({backend})"),
             throughput: s.throughput(),
@@ -647,34 +647,7 @@ async fn run(duration: Duration, postgres: Option<String>) {
             };
             fill_sessions(&url, sessions).await;
             let (app, ready) = start_app(&lms, &url).await;
-            let app_url = app.url.clone();
-            let lms_url = lms.url.clone();
-            let (s, cpu) = measure(&app, || {
-                load(
-                    duration / 2,
-                    move |_| {
-                        let (url, lms_url) = (app_url.clone(), lms_url.clone());
-                        async move {
-                            let client = logged_in_at_lms(&lms_url).await;
-                            assert!(sign_in(&client, &url).await);
-                            client
-                        }
-                    },
-                    {
-                        let url = app.url.clone();
-                        move |c: Arc<reqwest::Client>| {
-                            let url = format!("{url}profile/");
-                            async move {
-                                c.get(&url)
-                                    .send()
-                                    .await
-                                    .is_ok_and(|r| r.status() == StatusCode::OK)
-                            }
-                        }
-                    },
-                )
-            })
-            .await;
+            let (s, cpu) = measure(&app, || profile_views(duration / 2, &app.url, &lms.url)).await;
             rows.push(Row {
                 scenario: format!("4/5. {sessions} stored sessions: profile view ({backend})"),
                 throughput: s.throughput(),

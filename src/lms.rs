@@ -46,6 +46,24 @@ use crate::{
     secret::Secret,
 };
 
+/// Sends a token request built by the `oauth2` crate (each grant has its own request type, with
+/// no common trait): adds this client's extra fields (`token_type=jwt`, `asymmetric_jwt`), times
+/// the call, and turns the answer into a [`Token`] or an [`LmsError`].
+macro_rules! send_token_request {
+    ($client:expr, $request:expr) => {{
+        let mut request = $request;
+        for (name, value) in $client.token_params() {
+            request = request.add_extra_param(name, value);
+        }
+        let response = $client
+            .timed(Endpoint::Token, request.request_async(&$client.http))
+            .await
+            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
+        $client.token_from(response)
+    }};
+}
+use send_token_request;
+
 /// Bodies larger than this are not LMS answers the app understands.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How much of an unexpected body goes into a log line.
@@ -258,18 +276,11 @@ impl LmsClient {
         code: &str,
         pkce_verifier: &Secret,
     ) -> Result<Token, LmsError> {
-        let mut request = self
+        let request = self
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        for (name, value) in self.token_params() {
-            request = request.add_extra_param(name, value);
-        }
-        let response = self
-            .timed(Endpoint::Token, request.request_async(&self.http))
-            .await
-            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
-        self.token_from(response)
+        send_token_request!(self, request)
     }
 
     /// Trades the refresh token for a new token (and a new refresh token: the LMS rotates them,

@@ -8,7 +8,7 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use super::{Endpoint, LmsClient, LmsError, Token, oauth_request_error, parse};
+use super::{Endpoint, LmsClient, LmsError, Token, oauth_request_error, parse, send_token_request};
 use crate::{config::join, secret::Secret};
 
 /// `token_type_hint` for revocation (RFC 7009).
@@ -38,15 +38,7 @@ impl LmsClient {
     /// Recipe 1, client credentials: a token for the application itself (it acts as the user who
     /// owns it). No refresh token comes back: renewing means asking again.
     pub async fn client_credentials(&self) -> Result<Token, LmsError> {
-        let mut request = self.oauth.exchange_client_credentials();
-        for (name, value) in self.token_params() {
-            request = request.add_extra_param(name, value);
-        }
-        let response = self
-            .timed(Endpoint::Token, request.request_async(&self.http))
-            .await
-            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
-        self.token_from(response)
+        send_token_request!(self, self.oauth.exchange_client_credentials())
     }
 
     /// Recipe 2, resource owner password: what the LMS's mobile apps do, as **public** clients
@@ -60,15 +52,7 @@ impl LmsClient {
         let username = ResourceOwnerUsername::new(username.to_owned());
         let password = ResourceOwnerPassword::new(password.expose().to_owned());
         let public = self.public_client(public_client_id)?;
-        let mut request = public.exchange_password(&username, &password);
-        for (name, value) in self.token_params() {
-            request = request.add_extra_param(name, value);
-        }
-        let response = self
-            .timed(Endpoint::Token, request.request_async(&self.http))
-            .await
-            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
-        self.token_from(response)
+        send_token_request!(self, public.exchange_password(&username, &password))
     }
 
     /// Recipe 3, refresh: `grant_type=refresh_token` with `token_type=jwt` again. The refresh
@@ -83,18 +67,11 @@ impl LmsClient {
         let public = public_client_id
             .map(|id| self.public_client(id))
             .transpose()?;
-        let mut request = match &public {
+        let request = match &public {
             Some(client) => client.exchange_refresh_token(&refresh),
             None => self.oauth.exchange_refresh_token(&refresh),
         };
-        for (name, value) in self.token_params() {
-            request = request.add_extra_param(name, value);
-        }
-        let response = self
-            .timed(Endpoint::Token, request.request_async(&self.http))
-            .await
-            .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
-        let mut token = self.token_from(response)?;
+        let mut token: Token = send_token_request!(self, request)?;
         if token.refresh_token.is_none() {
             // Without rotation the old refresh token stays valid.
             token.refresh_token = Some(refresh_token.clone());
