@@ -432,6 +432,33 @@ struct Row {
     note: String,
 }
 
+impl Row {
+    /// A row from a scenario's load and the app's CPU time over it.
+    fn new(
+        scenario: String,
+        stats: &Stats,
+        cpu: Duration,
+        pid: u32,
+        baseline: Option<f64>,
+    ) -> Self {
+        Self {
+            scenario,
+            throughput: stats.throughput(),
+            p50: stats.percentile(0.5),
+            p99: stats.percentile(0.99),
+            app_cpu: cpu,
+            per_op_cpu: cpu / stats.requests.max(1) as u32,
+            peak_rss: rss_mib(pid).0,
+            ratio: baseline.map(|b| stats.throughput() / b),
+            note: String::new(),
+        }
+    }
+
+    fn note(self, note: String) -> Self {
+        Self { note, ..self }
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!(
         "| scenario | req/s | p50 ms | p99 ms | app CPU s | app CPU per op | app peak RSS MiB | vs bare handler | notes |"
@@ -538,17 +565,13 @@ async fn run(duration: Duration, postgres: Option<String>) {
         )
     })
     .await;
-    rows.push(Row {
-        scenario: "baseline: bare axum 303 + cookie".into(),
-        throughput: base.throughput(),
-        p50: base.percentile(0.5),
-        p99: base.percentile(0.99),
-        app_cpu: base_cpu,
-        per_op_cpu: base_cpu / base.requests.max(1) as u32,
-        peak_rss: rss_mib(baseline.pid()).0,
-        ratio: Some(1.0),
-        note: String::new(),
-    });
+    rows.push(Row::new(
+        "baseline: bare axum 303 + cookie".into(),
+        &base,
+        base_cpu,
+        baseline.pid(),
+        Some(base.throughput()),
+    ));
     drop(baseline);
     let base_rps = base.throughput();
 
@@ -578,31 +601,23 @@ async fn run(duration: Duration, postgres: Option<String>) {
             )
         })
         .await;
-        rows.push(Row {
-            scenario: format!("1. start sign-in `GET /` ({backend})"),
-            throughput: s.throughput(),
-            p50: s.percentile(0.5),
-            p99: s.percentile(0.99),
-            app_cpu: cpu,
-            per_op_cpu: cpu / s.requests.max(1) as u32,
-            peak_rss: rss_mib(app.pid()).0,
-            ratio: Some(s.throughput() / base_rps),
-            note: String::new(),
-        });
+        rows.push(Row::new(
+            format!("1. start sign-in `GET /` ({backend})"),
+            &s,
+            cpu,
+            app.pid(),
+            Some(base_rps),
+        ));
 
         // 2. View the profile of a signed-in session.
         let (s, cpu) = measure(&app, || profile_views(duration, &app_url, &lms.url)).await;
-        rows.push(Row {
-            scenario: format!("2. profile view `GET /profile/` ({backend})"),
-            throughput: s.throughput(),
-            p50: s.percentile(0.5),
-            p99: s.percentile(0.99),
-            app_cpu: cpu,
-            per_op_cpu: cpu / s.requests.max(1) as u32,
-            peak_rss: rss_mib(app.pid()).0,
-            ratio: Some(s.throughput() / base_rps),
-            note: String::new(),
-        });
+        rows.push(Row::new(
+            format!("2. profile view `GET /profile/` ({backend})"),
+            &s,
+            cpu,
+            app.pid(),
+            Some(base_rps),
+        ));
 
         // 3. Complete sign-in end to end.
         let lms_before = cpu_of(&lms.thread_stat);
@@ -623,20 +638,19 @@ async fn run(duration: Duration, postgres: Option<String>) {
         })
         .await;
         let lms_cpu = cpu_of(&lms.thread_stat).saturating_sub(lms_before);
-        rows.push(Row {
-            scenario: format!("3. complete sign-in, 4 requests ({backend})"),
-            throughput: s.throughput(),
-            p50: s.percentile(0.5),
-            p99: s.percentile(0.99),
-            app_cpu: cpu,
-            per_op_cpu: cpu / s.requests.max(1) as u32,
-            peak_rss: rss_mib(app.pid()).0,
-            ratio: None,
-            note: format!(
+        rows.push(
+            Row::new(
+                format!("3. complete sign-in, 4 requests ({backend})"),
+                &s,
+                cpu,
+                app.pid(),
+                None,
+            )
+            .note(format!(
                 "sign-ins/s; stand-in CPU {:.0} µs per sign-in",
                 lms_cpu.as_secs_f64() * 1e6 / s.requests.max(1) as f64
-            ),
-        });
+            )),
+        );
         drop(app);
 
         // 4 and 5. Start-up, memory and profile throughput with many stored sessions.
@@ -648,17 +662,16 @@ async fn run(duration: Duration, postgres: Option<String>) {
             fill_sessions(&url, sessions).await;
             let (app, ready) = start_app(&lms, &url).await;
             let (s, cpu) = measure(&app, || profile_views(duration / 2, &app.url, &lms.url)).await;
-            rows.push(Row {
-                scenario: format!("4/5. {sessions} stored sessions: profile view ({backend})"),
-                throughput: s.throughput(),
-                p50: s.percentile(0.5),
-                p99: s.percentile(0.99),
-                app_cpu: cpu,
-                per_op_cpu: cpu / s.requests.max(1) as u32,
-                peak_rss: rss_mib(app.pid()).0,
-                ratio: Some(s.throughput() / base_rps),
-                note: format!("ready in {:.0} ms", ready.as_secs_f64() * 1000.0),
-            });
+            rows.push(
+                Row::new(
+                    format!("4/5. {sessions} stored sessions: profile view ({backend})"),
+                    &s,
+                    cpu,
+                    app.pid(),
+                    Some(base_rps),
+                )
+                .note(format!("ready in {:.0} ms", ready.as_secs_f64() * 1000.0)),
+            );
         }
     }
     println!();
