@@ -375,7 +375,8 @@ fn sqlite_url(dir: &Path, name: &str) -> String {
 async fn fill_sessions(database_url: &str, n: usize) {
     profiles::store::Store::connect(database_url).await.unwrap();
     let blob = vec![7u8; 700];
-    let far = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    // Bound as the session store binds it, so the filler rows look like live sessions.
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     if database_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
         let mut tx = pool.begin().await.unwrap();

@@ -369,6 +369,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn creating_a_session_whose_id_is_taken_picks_another() {
+        use tower_sessions::{
+            SessionStore,
+            session::{Id, Record},
+        };
+        let sessions = temp_store().await.session_store();
+        let record = |id: Id| Record {
+            id,
+            data: Default::default(),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        let mut first = record(Id::default());
+        sessions.create(&mut first).await.expect("created");
+        let mut second = record(first.id);
+        sessions.create(&mut second).await.expect("created");
+        assert_ne!(second.id, first.id);
+        assert!(sessions.load(&first.id).await.expect("loads").is_some());
+        assert!(sessions.load(&second.id).await.expect("loads").is_some());
+    }
+
+    #[tokio::test]
     async fn a_second_sign_in_keeps_the_first_time_and_counts() {
         let store = temp_store().await;
         store

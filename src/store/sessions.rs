@@ -2,6 +2,7 @@
 //! per database, and the session layer takes one type, so this enum forwards to the right one.
 
 use async_trait::async_trait;
+use sqlx::{PgPool, SqlitePool};
 use tower_sessions::{
     SessionStore,
     session::{Id, Record},
@@ -16,8 +17,8 @@ const TABLE: &str = "sessions";
 
 #[derive(Clone, Debug)]
 pub enum SessionBackend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Sqlite(SqliteStore, SqlitePool),
+    Postgres(PostgresStore, PgPool),
 }
 
 impl SessionBackend {
@@ -28,6 +29,7 @@ impl SessionBackend {
                 SqliteStore::new(pool.clone())
                     .with_table_name(TABLE)
                     .expect("valid table name"),
+                pool.clone(),
             ),
             Db::Postgres(pool) => Self::Postgres(
                 PostgresStore::new(pool.clone())
@@ -35,6 +37,7 @@ impl SessionBackend {
                     .expect("valid schema name")
                     .with_table_name(TABLE)
                     .expect("valid table name"),
+                pool.clone(),
             ),
         }
     }
@@ -42,31 +45,59 @@ impl SessionBackend {
 
 #[async_trait]
 impl SessionStore for SessionBackend {
+    /// One `INSERT ... ON CONFLICT DO NOTHING`, retried under a new id on a collision: the same
+    /// guarantee as the stores' own `create` (a transaction of four statements), in one statement,
+    /// which matters because every sign-in starts by creating a session (BENCHMARKS.md). The row
+    /// is written exactly as the stores' `save` writes it, so their `load` reads it.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s) => s.create(record).await,
-            Self::Postgres(s) => s.create(record).await,
+        const INSERT: &str = "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
+                              ON CONFLICT (id) DO NOTHING";
+        loop {
+            let data = rmp_serde::to_vec(&*record)
+                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let id = record.id.to_string();
+            let inserted = match self {
+                Self::Sqlite(_, pool) => sqlx::query(INSERT)
+                    .bind(id)
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()),
+                Self::Postgres(_, pool) => sqlx::query(INSERT)
+                    .bind(id)
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()),
+            }
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.save(record).await,
-            Self::Postgres(s) => s.save(record).await,
+            Self::Sqlite(s, _) => s.save(record).await,
+            Self::Postgres(s, _) => s.save(record).await,
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
-            Self::Sqlite(s) => s.load(id).await,
-            Self::Postgres(s) => s.load(id).await,
+            Self::Sqlite(s, _) => s.load(id).await,
+            Self::Postgres(s, _) => s.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.delete(id).await,
-            Self::Postgres(s) => s.delete(id).await,
+            Self::Sqlite(s, _) => s.delete(id).await,
+            Self::Postgres(s, _) => s.delete(id).await,
         }
     }
 }
@@ -75,8 +106,8 @@ impl SessionStore for SessionBackend {
 impl ExpiredDeletion for SessionBackend {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.delete_expired().await,
-            Self::Postgres(s) => s.delete_expired().await,
+            Self::Sqlite(s, _) => s.delete_expired().await,
+            Self::Postgres(s, _) => s.delete_expired().await,
         }
     }
 }
