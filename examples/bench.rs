@@ -494,6 +494,25 @@ where
     (stats, cpu)
 }
 
+/// Scenario 1's load (and the baseline's): `GET /` without a cookie, expecting the 303.
+async fn cookieless_redirects(duration: Duration, url: &str) -> Stats {
+    let url = url.to_owned();
+    load(
+        duration,
+        |_| async { plain_client() },
+        move |c: Arc<reqwest::Client>| {
+            let url = url.clone();
+            async move {
+                c.get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
+            }
+        },
+    )
+    .await
+}
+
 /// Scenario 2's load: every worker signs in once, then views its profile again and again.
 async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
     let (app_url, lms_url) = (app_url.to_owned(), lms_url.to_owned());
@@ -549,23 +568,8 @@ async fn run(duration: Duration, postgres: Option<String>) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (base, base_cpu) = measure(&baseline, || {
-        let url = baseline.url.clone();
-        load(
-            duration,
-            |_| async { plain_client() },
-            move |c: Arc<reqwest::Client>| {
-                let url = url.clone();
-                async move {
-                    c.get(&url)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
-                }
-            },
-        )
-    })
-    .await;
+    let (base, base_cpu) =
+        measure(&baseline, || cookieless_redirects(duration, &baseline.url)).await;
     rows.push(Row::new(
         "baseline: bare axum 303 + cookie".into(),
         &base,
@@ -585,23 +589,7 @@ async fn run(duration: Duration, postgres: Option<String>) {
         let app_url = app.url.clone();
 
         // 1. Start sign-in: no cookie, so a new session, state and PKCE each time.
-        let (s, cpu) = measure(&app, || {
-            let url = app_url.clone();
-            load(
-                duration,
-                |_| async { plain_client() },
-                move |c: Arc<reqwest::Client>| {
-                    let url = url.clone();
-                    async move {
-                        c.get(&url)
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
-                    }
-                },
-            )
-        })
-        .await;
+        let (s, cpu) = measure(&app, || cookieless_redirects(duration, &app_url)).await;
         rows.push(Row::new(
             format!("1. start sign-in `GET /` ({backend})"),
             &s,
