@@ -183,6 +183,7 @@ async fn start_app(lms: &Lms, database_url: &str) -> (Proc, Duration) {
         .env("PUBLIC_URL", &url)
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", database_url)
+        .env("SECRET_KEYS", bench_key())
         .env("RUST_LOG", "info,sqlx=warn")
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
@@ -194,25 +195,112 @@ async fn start_app(lms: &Lms, database_url: &str) -> (Proc, Duration) {
     (proc, spawned.elapsed())
 }
 
+/// One key for the whole run, as an operator would set it.
+fn bench_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(profiles::keys::KeyRing::generate_key)
+}
+
 // ---- load ------------------------------------------------------------------------------------
 
 struct Stats {
     requests: usize,
     elapsed: Duration,
-    latencies: Vec<Duration>,
+    p50: Duration,
+    p99: Duration,
 }
 
 impl Stats {
     fn throughput(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        sorted
-            .get(((sorted.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or_default()
+
+    fn from_latencies(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort();
+        let at = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        Self {
+            requests: latencies.len(),
+            elapsed,
+            p50: at(0.5),
+            p99: at(0.99),
+        }
+    }
+}
+
+/// Load from `wrk` (Debian's package), a separate process written in C, so the load generator is
+/// not what limits the throughput: `CONCURRENCY` connections on `WRK_THREADS` threads (default
+/// one) for `duration`, each request carrying one of `cookies` in turn (none when empty).
+/// Panics if any answer was not 2xx or 3xx.
+fn wrk(url: &str, duration: Duration, cookies: &[String]) -> Stats {
+    let threads = std::env::var("WRK_THREADS").unwrap_or_else(|_| "1".into());
+    let mut command = Command::new("wrk");
+    command.args([
+        "--latency",
+        "-t",
+        &threads,
+        "-c",
+        &CONCURRENCY.to_string(),
+        "-d",
+        &format!("{}s", duration.as_secs().max(1)),
+    ]);
+    if !cookies.is_empty() {
+        let list: Vec<String> = cookies.iter().map(|c| format!("{c:?}")).collect();
+        let script = std::env::temp_dir().join(format!("bench-{:08x}.lua", rand::random::<u32>()));
+        std::fs::write(
+            &script,
+            format!(
+                "local cookies = {{{}}}\nlocal n = 0\n\
+                 request = function()\n  n = n + 1\n  \
+                 return wrk.format(nil, nil, {{[\"Cookie\"] = cookies[n % #cookies + 1]}})\nend\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        command.arg("-s").arg(script);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .expect("wrk: install it (examples/bench.sh does: apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !text.contains("Non-2xx or 3xx"),
+        "wrk saw failed requests:\n{text}"
+    );
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk's output:\n{text}"))
+    };
+    let latency = |v: String| {
+        let (number, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = number.parse().unwrap_or(0.0);
+        Duration::from_secs_f64(match unit {
+            "us" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            _ => 0.0,
+        })
+    };
+    let requests: usize = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let rps: f64 = field("Requests/sec:").parse().unwrap_or(0.0);
+    Stats {
+        requests,
+        elapsed: Duration::from_secs_f64(requests as f64 / rps.max(1.0)),
+        p50: latency(field("50%")),
+        p99: latency(field("99%")),
     }
 }
 
@@ -251,11 +339,7 @@ where
     for w in workers {
         latencies.extend(w.await.unwrap());
     }
-    Stats {
-        requests: latencies.len(),
-        elapsed: started.elapsed(),
-        latencies,
-    }
+    Stats::from_latencies(latencies, started.elapsed())
 }
 
 fn plain_client() -> reqwest::Client {
@@ -266,10 +350,10 @@ fn plain_client() -> reqwest::Client {
         .unwrap()
 }
 
-fn cookie_client() -> reqwest::Client {
+fn cookie_client(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
+        .cookie_provider(jar.clone())
         .build()
         .unwrap()
 }
@@ -312,8 +396,8 @@ async fn sign_in(client: &reqwest::Client, app: &str) -> bool {
         .is_ok_and(|r| r.status() == StatusCode::OK)
 }
 
-async fn logged_in_at_lms(lms: &str) -> reqwest::Client {
-    let client = cookie_client();
+async fn logged_in_at_lms(lms: &str, jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    let client = cookie_client(jar);
     let r = client
         .post(format!("{lms}login"))
         .form(&[
@@ -371,33 +455,45 @@ fn sqlite_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
 
-/// Adds `n` stored sessions of a realistic size (a signed-in session is ~700 bytes).
+/// Adds `n` stored sessions of a signed-in session's size (a ~700-byte record and a ~900-byte
+/// sealed token), live for a day.
 async fn fill_sessions(database_url: &str, n: usize) {
-    profiles::store::Store::connect(database_url).await.unwrap();
-    let blob = vec![7u8; 700];
-    // Bound as the session store binds it, so the filler rows look like live sessions.
-    let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let key = profiles::keys::KeyRing::parse(&profiles::keys::KeyRing::generate_key()).ok();
+    profiles::store::Store::connect(database_url, key)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let data = format!("{{\"filler\":\"{}\"}}", "x".repeat(680));
+    let token = "t".repeat(900);
+    let far = profiles::lms::unix_now() + 86_400;
     if database_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
         let mut tx = pool.begin().await.unwrap();
         for _ in 0..n {
-            sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)")
-                .bind(format!("{:032x}", rand::random::<u128>()))
-                .bind(&blob)
-                .bind(far)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            sqlx::query(
+                "INSERT INTO sessions (id, data, expiry_date, token, created_at)
+                 VALUES ($1, $2, $3, $4, 0)",
+            )
+            .bind(format!("{:064x}", rand::random::<u128>()))
+            .bind(&data)
+            .bind(far)
+            .bind(&token)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         }
         tx.commit().await.unwrap();
     } else {
         let pool = sqlx::PgPool::connect(database_url).await.unwrap();
         sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date)
-             SELECT md5(random()::text || g::text), $1, now() + interval '1 day'
-             FROM generate_series(1, $2) g",
+            "INSERT INTO sessions (id, data, expiry_date, token, created_at)
+             SELECT md5(random()::text || g::text), $1, $2, $3, 0
+             FROM generate_series(1, $4) g",
         )
-        .bind(&blob)
+        .bind(&data)
+        .bind(far)
+        .bind(&token)
         .bind(n as i64)
         .execute(&pool)
         .await
@@ -445,8 +541,8 @@ impl Row {
         Self {
             scenario,
             throughput: stats.throughput(),
-            p50: stats.percentile(0.5),
-            p99: stats.percentile(0.99),
+            p50: stats.p50,
+            p99: stats.p99,
             app_cpu: cpu,
             per_op_cpu: cpu / stats.requests.max(1) as u32,
             peak_rss: rss_mib(pid).0,
@@ -497,47 +593,38 @@ where
 /// Scenario 1's load (and the baseline's): `GET /` without a cookie, expecting the 303.
 async fn cookieless_redirects(duration: Duration, url: &str) -> Stats {
     let url = url.to_owned();
-    load(
-        duration,
-        |_| async { plain_client() },
-        move |c: Arc<reqwest::Client>| {
-            let url = url.clone();
-            async move {
-                c.get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::SEE_OTHER)
-            }
-        },
-    )
-    .await
+    tokio::task::spawn_blocking(move || wrk(&url, duration, &[]))
+        .await
+        .unwrap()
 }
 
-/// Scenario 2's load: every worker signs in once, then views its profile again and again.
+/// Scenario 2's load: `CONCURRENCY` people sign in once, then their profiles are viewed again
+/// and again, each request with one of their session cookies in turn.
 async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
-    let (app_url, lms_url) = (app_url.to_owned(), lms_url.to_owned());
-    let profile = format!("{app_url}profile/");
-    load(
-        duration,
-        move |_| {
-            let (url, lms_url) = (app_url.clone(), lms_url.clone());
-            async move {
-                let client = logged_in_at_lms(&lms_url).await;
-                assert!(sign_in(&client, &url).await);
-                client
-            }
-        },
-        move |c: Arc<reqwest::Client>| {
-            let url = profile.clone();
-            async move {
-                c.get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == StatusCode::OK)
-            }
-        },
-    )
-    .await
+    let mut cookies = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = logged_in_at_lms(lms_url, &jar).await;
+        assert!(
+            sign_in(&client, app_url).await,
+            "a benchmark sign-in failed"
+        );
+        let url = reqwest::Url::parse(app_url).unwrap();
+        use reqwest::cookie::CookieStore;
+        let header = jar.cookies(&url).expect("a session cookie");
+        let session = header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find(|c| c.starts_with("profiles_session="))
+            .expect("a session cookie")
+            .to_owned();
+        cookies.push(session);
+    }
+    let url = format!("{app_url}profile/");
+    tokio::task::spawn_blocking(move || wrk(&url, duration, &cookies))
+        .await
+        .unwrap()
 }
 
 async fn run(duration: Duration, postgres: Option<String>) {
@@ -617,7 +704,7 @@ async fn run(duration: Duration, postgres: Option<String>) {
                 duration,
                 move |_| {
                     let lms_url = lms_url.clone();
-                    async move { logged_in_at_lms(&lms_url).await }
+                    async move { logged_in_at_lms(&lms_url, &Default::default()).await }
                 },
                 move |c: Arc<reqwest::Client>| {
                     let url = url.clone();

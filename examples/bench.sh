@@ -3,7 +3,11 @@
 #   examples/bench.sh                                        # SQLite
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test examples/bench.sh   # and PostgreSQL
 #   BENCH_SECONDS=10 examples/bench.sh                       # longer runs
+# The load comes from wrk (Debian's package), installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
+fi
 cargo build --locked --release --bin profiles --example bench
 exec target/release/examples/bench "$@"

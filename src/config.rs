@@ -8,7 +8,7 @@ use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 use oauth2::ClientSecret;
 use url::Url;
 
-use crate::secret::Secret;
+use crate::{keys::KeyRing, secret::Secret};
 
 /// How the app asks the LMS for its access token (`LMS_TOKEN_TYPE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +67,11 @@ pub struct Config {
     pub lms_logout: bool,
     /// `METRICS_BIND`: serve `/metrics` on this address only, instead of beside the pages.
     pub metrics_bind: Option<SocketAddr>,
+    /// `SECRET_KEYS`: the keys that seal pending sign-in cookies and stored tokens, newest first.
+    /// Unset on SQLite, a key is generated beside the database at first start
+    /// ([`crate::store::Store::key_file`]); PostgreSQL replicas must share one, so there it is
+    /// required.
+    pub secret_keys: Option<KeyRing>,
 }
 
 /// A configuration problem, worded for the person starting the app.
@@ -186,6 +191,27 @@ impl Config {
             });
         }
 
+        let secret_keys = get("SECRET_KEYS")
+            .map(|list| {
+                KeyRing::parse(list).map_err(|problem| ConfigError {
+                    variable: "SECRET_KEYS",
+                    problem: format!(
+                        "{problem}; generate one with `openssl rand -base64 32` and list keys \
+                         newest first, separated by commas"
+                    ),
+                })
+            })
+            .transpose()?;
+        if secret_keys.is_none() && !database_url.starts_with("sqlite:") {
+            return Err(ConfigError {
+                variable: "SECRET_KEYS",
+                problem: "is not set, and on PostgreSQL every replica must seal and open tokens \
+                          with the same key; generate one with `openssl rand -base64 32` and set \
+                          the same SECRET_KEYS on every replica"
+                    .into(),
+            });
+        }
+
         Ok(Self {
             lms_url,
             lms_internal_url,
@@ -203,6 +229,7 @@ impl Config {
             token_leeway,
             lms_logout,
             metrics_bind,
+            secret_keys,
         })
     }
 
@@ -377,6 +404,28 @@ mod tests {
             "https://lms.example.org/oauth2/authorize/"
         );
         assert!(config.secure_cookies());
+    }
+
+    #[test]
+    fn postgres_without_secret_keys_names_the_variable_and_how_to_make_one() {
+        let err = Config::from_vars(&vars(&[("DATABASE_URL", "postgres://db/profiles")]))
+            .expect_err("replicas must share a key");
+        assert_eq!(err.variable, "SECRET_KEYS");
+        assert!(err.problem.contains("openssl rand -base64 32"), "{err}");
+        let key = KeyRing::generate_key();
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://db/profiles"),
+            ("SECRET_KEYS", &key),
+        ]))
+        .expect("valid with a key");
+        assert!(config.secret_keys.is_some());
+        assert!(!format!("{config:?}").contains(&key));
+    }
+
+    #[test]
+    fn a_short_secret_key_is_refused_at_start() {
+        let err = Config::from_vars(&vars(&[("SECRET_KEYS", "c2hvcnQ=")])).expect_err("short");
+        assert_eq!(err.variable, "SECRET_KEYS");
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs),
 //!   and the documented token recipes (client credentials, password, refresh, revoke, JWT
 //!   verification, a self-renewing authorizer).
-//! - [`session`]: the typed session (pending sign-ins, the signed-in account, CSRF token).
-//! - [`tokens`]: the token's life: stored per session, refreshed once across replicas.
+//! - [`session`]: the pending sign-in cookie, and the typed signed-in session (account, CSRF
+//!   token, the sealed LMS token beside them).
+//! - [`tokens`]: the token's life: refreshed once across replicas, revoked when its session ends
+//!   or expires.
+//! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
 //! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out,
 //!   static files.
-//! - [`store`]: the database pool, migrations and the `profiles` table.
+//! - [`store`]: the database pool, migrations, the sessions table and the `profiles` table.
 //! - [`error`]: the one error type handlers return, rendered as an error page.
 //! - [`middleware`]: request id, logging, timeout, panic catching, security headers.
 //! - [`names`]: English names for the country and language codes in an LMS account.
@@ -25,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod keys;
 pub mod lms;
 pub mod metrics;
 pub mod middleware;
@@ -41,7 +45,9 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::{config::Config, lms::LmsClient, metrics::Metrics, store::Store};
+use crate::{
+    config::Config, lms::LmsClient, metrics::Metrics, session::PendingCookies, store::Store,
+};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -49,19 +55,23 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub lms: LmsClient,
     pub store: Store,
+    pub pending: PendingCookies,
     pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// Opens the database (applying migrations) and builds the LMS client.
+    /// Opens the database (applying migrations, settling the keys) and builds the LMS client.
     pub async fn new(config: Config) -> Result<Self, String> {
-        let store = Store::connect(config.database_url.expose()).await?;
+        let store =
+            Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
         let metrics = Arc::new(Metrics::default());
         let lms = LmsClient::new(&config, metrics.clone())?;
+        let pending = PendingCookies::new(store.keys().clone(), &config);
         Ok(Self {
             config: Arc::new(config),
             lms,
             store,
+            pending,
             metrics,
         })
     }
@@ -85,16 +95,19 @@ pub fn app(state: AppState) -> Router {
         metrics: state.metrics.clone(),
     };
     let sessions = session::layer(state.store.session_store(), config);
-    let mut router = routes::router();
+    let mut outside = routes::outside_sessions();
     if config.metrics_bind.is_none() {
-        router = router.route("/metrics", axum::routing::get(routes::health::metrics));
+        outside = outside.route("/metrics", axum::routing::get(routes::health::metrics));
     }
-    let router = router.layer(sessions).with_state(state);
+    let router = routes::pages()
+        .layer(sessions)
+        .merge(outside)
+        .with_state(state);
     middleware::stack(router, stack)
 }
 
-/// Serves the app until Ctrl-C or SIGTERM, deleting expired sessions in the background; in-flight
-/// requests finish before it returns, then the database pool is closed.
+/// Serves the app until Ctrl-C or SIGTERM, ending expired sessions (and revoking their tokens) in
+/// the background; in-flight requests finish before it returns, then the database pool is closed.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     serve_until(listener, state, shutdown_signal()).await
 }
@@ -106,17 +119,7 @@ pub async fn serve_until(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use tower_sessions::ExpiredDeletion;
-    let deletion = tokio::spawn(
-        state
-            .store
-            .session_store()
-            .continuously_delete_expired(tokio::time::Duration::from_secs(300)),
-    );
-    let tokens = tokio::spawn(delete_orphaned_tokens(
-        state.store.clone(),
-        state.config.session_max,
-    ));
+    let reaper = tokio::spawn(end_expired_sessions(state.clone()));
     let metrics_server = match state.config.metrics_bind {
         Some(bind) => Some(serve_metrics(bind, state.clone()).await?),
         None => None,
@@ -125,8 +128,7 @@ pub async fn serve_until(
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    deletion.abort();
-    tokens.abort();
+    reaper.abort();
     if let Some(server) = metrics_server {
         server.abort();
     }
@@ -156,15 +158,17 @@ async fn serve_metrics(
     }))
 }
 
-/// Tokens of sessions that expired without a sign-out outlive them in the `tokens` table; no
-/// session is older than `session_max`, so neither is any token still in use.
-async fn delete_orphaned_tokens(store: store::Store, session_max: std::time::Duration) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+/// First the sessions an earlier release left with unencrypted tokens, then, every minute, the
+/// sessions past their expiry: each one's refresh token is revoked at the LMS before its row goes.
+async fn end_expired_sessions(state: AppState) {
+    if let Err(e) = tokens::end_legacy_sessions(&state).await {
+        tracing::warn!(error = %e, "could not end the sessions of an earlier release");
+    }
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;
-        let cutoff = lms::unix_now() - session_max.as_secs() as i64 - 60;
-        if let Err(e) = store.delete_tokens_created_before(cutoff).await {
-            tracing::warn!(error = %e, "could not delete expired tokens");
+        if let Err(e) = tokens::reap_expired(&state).await {
+            tracing::warn!(error = %e, "could not end expired sessions");
         }
     }
 }

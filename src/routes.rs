@@ -15,41 +15,79 @@ use axum::{
 use crate::{
     AppState,
     error::AppError,
-    session::{AppSession, Ended, Presence, SignedIn},
+    session::{AppSession, Current, Ended, Presence},
+    tokens,
 };
 
-pub fn router() -> Router<AppState> {
+/// The pages, which run inside the session layer.
+pub fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(signin::start))
-        .route("/authorize/", get(signin::callback))
+        .route(
+            "/authorize/",
+            get(signin::callback).head(signin::callback_head),
+        )
         .route("/profile/", get(profile::show))
         .route("/profile/reload", post(profile::reload))
         .route("/logout", post(signout::logout))
         .route("/signed-out/", get(signout::signed_out))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
-        .route(assets::FAVICON_PATH, get(assets::favicon))
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }
 
+/// Static files and probes: outside the session layer, so they read no cookie, set none, and
+/// never touch the database for a session.
+pub fn outside_sessions() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
+        .route(assets::FAVICON_PATH, get(assets::favicon))
+}
+
 /// A signed-in person, or the response for a visitor who is not (any more).
 enum SignedInOr {
-    SignedIn(Box<SignedIn>),
+    SignedIn(Box<Current>),
     Respond(Response),
 }
 
 /// The signed-in person; a signed-out visitor is sent to sign in, and a session past its absolute
 /// lifetime is ended with a page that says so.
 async fn require_signed_in(state: &AppState, session: &AppSession) -> Result<SignedInOr, AppError> {
-    Ok(match session.presence(state.config.session_max).await? {
-        Presence::SignedIn(s) => SignedInOr::SignedIn(Box::new(s)),
+    Ok(match session.presence(&state.config).await? {
+        Presence::SignedIn(current) => SignedInOr::SignedIn(current),
         Presence::Anonymous => SignedInOr::Respond(Redirect::to("/").into_response()),
-        Presence::Expired(s) => {
-            SignedInOr::Respond(signout::ended(state, session, &s, Ended::Expired).await?)
-        }
+        Presence::Expired(current) => SignedInOr::Respond(
+            ended(
+                state,
+                session,
+                &current.key,
+                &current.signed_in.account.username,
+                Ended::Expired,
+            )
+            .await?,
+        ),
     })
+}
+
+/// Ends a session the app decided to end (absolute lifetime, a refused renewal) and sends the
+/// person to a page that says why, with a way to sign in again.
+async fn ended(
+    state: &AppState,
+    session: &AppSession,
+    key: &str,
+    username: &str,
+    why: Ended,
+) -> Result<Response, AppError> {
+    end(state, session, key).await?;
+    tracing::info!(username = %username, why = why.as_query(), "session ended");
+    Ok(Redirect::to(&format!("/signed-out/?why={}", why.as_query())).into_response())
+}
+
+/// Revokes the session's token at the LMS, deletes it with the session, forgets the cookie.
+async fn end(state: &AppState, session: &AppSession, key: &str) -> Result<(), AppError> {
+    tokens::end_session(state, key).await?;
+    session.forget().await
 }
 
 /// The `csrf` field of a posted form; empty when there is none (which matches no session).

@@ -1,14 +1,16 @@
-//! The database: connection pool, migrations, the session store, the `profiles` and `tokens`
-//! tables.
+//! The database: connection pool, migrations, the signed-in sessions with their sealed tokens,
+//! and the `profiles` table.
 //!
-//! SQLite is the embedded default: the file and its folder are created on start. PostgreSQL
+//! SQLite is the embedded default: the file (mode `0600`) and its folder (`0700`) are created on
+//! start, with a generated key beside them when `SECRET_KEYS` is unset. PostgreSQL
 //! (`DATABASE_URL=postgres://...`) is for several replicas sharing one database. Each has its
 //! migrations (`migrations/sqlite/`, `migrations/postgres/`), applied before the app takes a
 //! request; on PostgreSQL sqlx holds an advisory lock meanwhile, so replicas starting together
 //! migrate once. Every query below is written once, in SQL both databases accept, and runs on
 //! whichever pool is configured.
 
-mod sessions;
+mod key_file;
+pub mod sessions;
 
 use std::{str::FromStr, time::Duration};
 
@@ -19,8 +21,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use self::sessions::SessionBackend;
-use crate::lms::Token;
+pub use self::sessions::{SessionBackend, session_key};
+use crate::{
+    keys::{KeyRing, Purpose},
+    lms::Token,
+};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -47,19 +52,37 @@ pub struct ProfileRecord {
     pub sign_in_count: i64,
 }
 
-/// A token row: the token, and the version a refresh must start from.
-#[derive(Debug)]
+/// A session's token, and the version a refresh must start from.
+#[derive(Clone, Debug)]
 pub struct StoredToken {
     pub token: Token,
     pub version: i64,
     pub refreshing_until: Option<i64>,
 }
 
-/// A database failure, or a token row that no longer parses.
+/// A signed-in session's row, as [`Store::load_session`] reads it.
+#[derive(Debug)]
+pub struct SessionRow {
+    /// The signed-in record, as JSON.
+    pub data: String,
+    pub expiry_date: i64,
+    pub token: StoredToken,
+}
+
+/// What an earlier release left: tokens stored in clear, and how many sessions there were.
+#[derive(Debug)]
+pub struct LegacySessions {
+    pub tokens: Vec<Token>,
+    pub sessions: u64,
+}
+
+/// A database failure, or a stored token that no longer opens or parses.
 #[derive(Debug)]
 pub enum StoreError {
     Database(sqlx::Error),
     Corrupt(serde_json::Error),
+    /// Sealed under a key that `SECRET_KEYS` no longer lists, or altered in the database.
+    Sealed,
 }
 
 impl std::fmt::Display for StoreError {
@@ -73,6 +96,10 @@ impl std::fmt::Display for StoreError {
                 e.classify(),
                 e.line(),
                 e.column()
+            ),
+            Self::Sealed => f.write_str(
+                "a stored token does not open with SECRET_KEYS (sealed under a key no longer \
+                 listed, or altered in the database)",
             ),
         }
     }
@@ -92,12 +119,6 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// 128 random bits, URL-safe: ids nobody can guess.
-fn random_id() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
-}
-
 #[derive(Clone, Debug)]
 enum Db {
     Sqlite(SqlitePool),
@@ -107,20 +128,36 @@ enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    keys: KeyRing,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies pending migrations.
-    pub async fn connect(database_url: &str) -> Result<Self, String> {
-        let db = if is_postgres(database_url) {
-            Db::Postgres(connect_postgres(database_url).await?)
+    /// Opens (creating if needed) the database and applies pending migrations. Tokens are sealed
+    /// with `keys` (`SECRET_KEYS`); without them, SQLite uses the key file beside the database,
+    /// made at first start, while PostgreSQL needs them (the configuration already refused that).
+    pub async fn connect(database_url: &str, keys: Option<KeyRing>) -> Result<Self, String> {
+        let (db, keys) = if is_postgres(database_url) {
+            let keys = keys.ok_or("SECRET_KEYS: is not set; PostgreSQL replicas must share it")?;
+            (Db::Postgres(connect_postgres(database_url).await?), keys)
         } else {
-            Db::Sqlite(connect_sqlite(database_url).await?)
+            let options = sqlite_options(database_url)?;
+            key_file::private_database_file(options.get_filename())?;
+            let keys = match keys {
+                Some(keys) => keys,
+                None => key_file::load_or_create(options.get_filename())?,
+            };
+            (Db::Sqlite(connect_sqlite(options).await?), keys)
         };
-        let store = Self { db };
+        let store = Self { db, keys };
         let migrated = on_pool!(store, pool => store.migrator().run(pool).await);
         migrated.map_err(|e| format!("DATABASE_URL: migrations failed: {e}"))?;
         Ok(store)
+    }
+
+    /// The keys tokens are sealed with (`SECRET_KEYS`, or the generated key file); the pending
+    /// sign-in cookie uses the same ring, under its own derived key.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -153,8 +190,9 @@ impl Store {
         Ok(())
     }
 
+    /// The tower-sessions store over the `sessions` table.
     pub fn session_store(&self) -> SessionBackend {
-        SessionBackend::new(&self.db)
+        SessionBackend::new(self.clone())
     }
 
     /// Records a sign-in: creates the row the first time, updates it on every later sign-in.
@@ -196,25 +234,87 @@ impl Store {
         on_pool!(self, pool => sqlx::query_as(sql).bind(username).fetch_optional(pool).await)
     }
 
-    /// Keeps a freshly issued token under a new random id, which the session then holds.
-    pub async fn insert_token(&self, token: &Token, now: i64) -> Result<String, StoreError> {
-        let id = random_id();
-        let json = serde_json::to_string(token)?;
-        let sql = "INSERT INTO tokens (id, token, version, created_at, updated_at)
-                   VALUES ($1, $2, 0, $3, $3)";
-        on_pool!(self, pool => {
-            sqlx::query(sql).bind(&id).bind(&json).bind(now).execute(pool).await.map(|_| ())
+    /// One signed-in session as a request reads it: everything, in one query.
+    pub async fn load_session(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        let sql = "SELECT data, expiry_date, token, token_version, refreshing_until
+                   FROM sessions WHERE id = $1 AND expiry_date > $2";
+        let row: Option<(String, i64, String, i64, Option<i64>)> = on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
         })?;
-        Ok(id)
+        let Some((data, expiry_date, sealed, version, refreshing_until)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SessionRow {
+            data,
+            expiry_date,
+            token: StoredToken {
+                token: self.open_token(key, &sealed)?,
+                version,
+                refreshing_until,
+            },
+        }))
     }
 
-    pub async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
-        let sql = "SELECT token, version, refreshing_until FROM tokens WHERE id = $1";
+    /// Creates a signed-in session with its token, unless `key` is taken (then `false`).
+    pub async fn create_session(
+        &self,
+        key: &str,
+        data: &str,
+        expiry_date: i64,
+        token: &Token,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sealed = self.seal_token(key, token)?;
+        let sql = "INSERT INTO sessions (id, data, expiry_date, token, created_at)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(key)
+                .bind(data)
+                .bind(expiry_date)
+                .bind(&sealed)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Writes a session's record and expiry; never its token (which changes only through the
+    /// compare-and-swap refresh below), and never a session that has ended meanwhile.
+    pub async fn save_session(
+        &self,
+        key: &str,
+        data: &str,
+        expiry_date: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE sessions SET data = $1, expiry_date = $2 WHERE id = $3";
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(data).bind(expiry_date).bind(key).execute(pool).await.map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM sessions WHERE id = $1").bind(key).execute(pool).await.map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// A session's token as stored now (for a request waiting out another's refresh).
+    pub async fn token(&self, key: &str) -> Result<Option<StoredToken>, StoreError> {
+        let sql = "SELECT token, token_version, refreshing_until FROM sessions WHERE id = $1";
         let row: Option<(String, i64, Option<i64>)> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?;
-        row.map(|(json, version, refreshing_until)| {
+            on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
+        row.map(|(sealed, version, refreshing_until)| {
             Ok(StoredToken {
-                token: serde_json::from_str(&json)?,
+                token: self.open_token(key, &sealed)?,
                 version,
                 refreshing_until,
             })
@@ -222,23 +322,24 @@ impl Store {
         .transpose()
     }
 
-    /// Claims the right to refresh `version` of the token until `until`. Exactly one caller wins,
-    /// in this process or any other sharing the database (the UPDATE takes the row's write lock,
-    /// and the others then see the claim); the claim lapses at `until` in case its holder dies.
+    /// Claims the right to refresh `version` of a session's token until `until`. Exactly one
+    /// caller wins, in this process or any other sharing the database (the UPDATE takes the row's
+    /// write lock, and the others then see the claim); the claim lapses at `until` in case its
+    /// holder dies.
     pub async fn claim_refresh(
         &self,
-        id: &str,
+        key: &str,
         version: i64,
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE tokens SET refreshing_until = $1
-                   WHERE id = $2 AND version = $3
+        let sql = "UPDATE sessions SET refreshing_until = $1
+                   WHERE id = $2 AND token_version = $3
                      AND (refreshing_until IS NULL OR refreshing_until < $4)";
         let affected = on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(until)
-                .bind(id)
+                .bind(key)
                 .bind(version)
                 .bind(now)
                 .execute(pool)
@@ -252,20 +353,18 @@ impl Store {
     /// rotated refresh token replaces the spent one atomically.
     pub async fn finish_refresh(
         &self,
-        id: &str,
+        key: &str,
         version: i64,
         token: &Token,
-        now: i64,
     ) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(token)?;
-        let sql = "UPDATE tokens SET token = $1, version = version + 1, refreshing_until = NULL,
-                                     updated_at = $2
-                   WHERE id = $3 AND version = $4";
+        let sealed = self.seal_token(key, token)?;
+        let sql = "UPDATE sessions
+                   SET token = $1, token_version = token_version + 1, refreshing_until = NULL
+                   WHERE id = $2 AND token_version = $3";
         let affected = on_pool!(self, pool => {
             sqlx::query(sql)
-                .bind(&json)
-                .bind(now)
-                .bind(id)
+                .bind(&sealed)
+                .bind(key)
                 .bind(version)
                 .execute(pool)
                 .await?
@@ -276,40 +375,120 @@ impl Store {
 
     /// Gives up a claim without a new token (the LMS could not be reached), so another request
     /// may try at once.
-    pub async fn release_refresh(&self, id: &str, version: i64) -> Result<(), StoreError> {
-        let sql = "UPDATE tokens SET refreshing_until = NULL WHERE id = $1 AND version = $2";
+    pub async fn release_refresh(&self, key: &str, version: i64) -> Result<(), StoreError> {
+        let sql =
+            "UPDATE sessions SET refreshing_until = NULL WHERE id = $1 AND token_version = $2";
         on_pool!(self, pool => {
-            sqlx::query(sql).bind(id).bind(version).execute(pool).await.map(|_| ())
+            sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ())
         })?;
         Ok(())
     }
 
-    /// Removes a token and returns it as it was at that instant, in one statement, so a refresh
-    /// that lands meanwhile cannot leave a live token behind (for revocation at sign-out).
-    pub async fn take_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
-        let sql = "DELETE FROM tokens WHERE id = $1 RETURNING token";
+    /// Ends a session and returns its token as it was at that instant, in one statement, so a
+    /// refresh that lands meanwhile cannot leave a live token behind (for revocation).
+    pub async fn take_session_token(&self, key: &str) -> Result<Option<Token>, StoreError> {
+        let sql = "DELETE FROM sessions WHERE id = $1 RETURNING token";
         let row: Option<(String,)> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?;
-        Ok(row.map(|(json,)| serde_json::from_str(&json)).transpose()?)
+            on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
+        row.map(|(sealed,)| self.open_token(key, &sealed))
+            .transpose()
     }
 
-    /// Removes a token only if it is still at `version`: a refresh the LMS refused must not delete
-    /// a newer token another request stored meanwhile.
-    pub async fn delete_token_version(&self, id: &str, version: i64) -> Result<(), StoreError> {
-        let sql = "DELETE FROM tokens WHERE id = $1 AND version = $2";
+    /// Ends a session only if its token is still at `version`: a refresh the LMS refused must not
+    /// end a session whose token another request renewed meanwhile.
+    pub async fn delete_session_at_version(
+        &self,
+        key: &str,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "DELETE FROM sessions WHERE id = $1 AND token_version = $2";
         on_pool!(self, pool => {
-            sqlx::query(sql).bind(id).bind(version).execute(pool).await.map(|_| ())
+            sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ())
         })?;
         Ok(())
     }
 
-    /// Deletes tokens older than any session may live: their sessions expired without a sign-out.
-    pub async fn delete_tokens_created_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let sql = "DELETE FROM tokens WHERE created_at < $1";
-        let affected = on_pool!(self, pool => {
-            sqlx::query(sql).bind(cutoff).execute(pool).await?.rows_affected()
+    /// Claims up to `limit` expired sessions until `until`, so that one replica revokes their
+    /// tokens while the others skip them; returns each one's key and token (`None` when it no
+    /// longer opens).
+    pub async fn claim_expired_sessions(
+        &self,
+        now: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<Token>)>, StoreError> {
+        let sql = "UPDATE sessions SET reaping_until = $1
+                   WHERE id IN (SELECT id FROM sessions
+                                WHERE expiry_date <= $2
+                                  AND (reaping_until IS NULL OR reaping_until < $2)
+                                LIMIT $3)
+                   RETURNING id, token";
+        let rows: Vec<(String, String)> = on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(until).bind(now).bind(limit).fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, sealed)| {
+                let token = self.open_token(&key, &sealed).ok();
+                (key, token)
+            })
+            .collect())
+    }
+
+    /// Deletes an expired session this replica claimed (and nobody revived meanwhile).
+    pub async fn delete_reaped_session(
+        &self,
+        key: &str,
+        claimed_until: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "DELETE FROM sessions WHERE id = $1 AND reaping_until = $2";
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(key).bind(claimed_until).execute(pool).await.map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Takes the tokens an earlier release stored in clear, deleting them and every session of
+    /// that release in one transaction; replicas starting together each get a disjoint share.
+    pub async fn take_legacy_sessions(&self) -> Result<LegacySessions, StoreError> {
+        let (tokens, sessions): (Vec<(String,)>, u64) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let tokens = sqlx::query_as("DELETE FROM legacy_tokens RETURNING token")
+                .fetch_all(&mut *tx)
+                .await?;
+            let sessions = sqlx::query("DELETE FROM legacy_sessions")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            (tokens, sessions)
         });
-        Ok(affected)
+        let tokens = tokens
+            .into_iter()
+            .filter_map(|(json,)| serde_json::from_str(&json).ok())
+            .collect();
+        Ok(LegacySessions { tokens, sessions })
+    }
+
+    /// How many signed-in sessions are stored (for tests and benchmarks).
+    pub async fn count_sessions(&self) -> Result<i64, StoreError> {
+        let count = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(pool).await
+        })?;
+        Ok(count)
+    }
+
+    fn seal_token(&self, key: &str, token: &Token) -> Result<String, StoreError> {
+        let json = serde_json::to_vec(token)?;
+        Ok(self.keys.seal(Purpose::Token, &json, key.as_bytes()))
+    }
+
+    fn open_token(&self, key: &str, sealed: &str) -> Result<Token, StoreError> {
+        let json = self
+            .keys
+            .open(Purpose::Token, sealed, key.as_bytes())
+            .ok_or(StoreError::Sealed)?;
+        Ok(serde_json::from_slice(&json)?)
     }
 
     pub async fn close(&self) {
@@ -321,23 +500,18 @@ fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
-async fn connect_sqlite(database_url: &str) -> Result<SqlitePool, String> {
-    let options = SqliteConnectOptions::from_str(database_url)
+fn sqlite_options(database_url: &str) -> Result<SqliteConnectOptions, String> {
+    Ok(SqliteConnectOptions::from_str(database_url)
         .map_err(|e| format!("DATABASE_URL: {e}; use e.g. sqlite://data/profiles.db"))?
         .create_if_missing(true)
         // WAL lets readers run beside the one writer; NORMAL is durable under WAL except for
         // the last transactions on power loss, which for sessions is the usual trade.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
-    if let Some(dir) = options
-        .get_filename()
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("DATABASE_URL: cannot create folder {}: {e}", dir.display()))?;
-    }
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+async fn connect_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, String> {
     SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
@@ -358,14 +532,28 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{lms::TokenKind, secret::Secret};
+
+    fn temp_db() -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("profiles-store-{}", rand::random::<u64>()))
+            .join("db.sqlite")
+    }
 
     async fn temp_store() -> Store {
-        let path = std::env::temp_dir()
-            .join(format!("profiles-store-{}", rand::random::<u64>()))
-            .join("db.sqlite");
-        Store::connect(&format!("sqlite://{}", path.display()))
+        Store::connect(&format!("sqlite://{}", temp_db().display()), None)
             .await
             .expect("store")
+    }
+
+    fn token(access: &str, refresh: &str) -> Token {
+        Token {
+            access_token: Secret::new(access),
+            kind: TokenKind::Jwt,
+            expires_at: Some(4_000_000_000),
+            scopes: vec!["user_id".into()],
+            refresh_token: Some(Secret::new(refresh)),
+        }
     }
 
     #[tokio::test]
@@ -375,10 +563,15 @@ mod tests {
             session::{Id, Record},
         };
         let sessions = temp_store().await.session_store();
-        let record = |id: Id| Record {
-            id,
-            data: Default::default(),
-            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        let record = |id: Id| {
+            let mut data = std::collections::HashMap::new();
+            let token = serde_json::to_value(token("a", "r")).expect("json");
+            data.insert(sessions::TOKEN_KEY.to_owned(), token);
+            Record {
+                id,
+                data,
+                expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            }
         };
         let mut first = record(Id::default());
         sessions.create(&mut first).await.expect("created");
@@ -387,6 +580,63 @@ mod tests {
         assert_ne!(second.id, first.id);
         assert!(sessions.load(&first.id).await.expect("loads").is_some());
         assert!(sessions.load(&second.id).await.expect("loads").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_session_without_its_token_is_never_created() {
+        use tower_sessions::{
+            SessionStore,
+            session::{Id, Record},
+        };
+        let store = temp_store().await;
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        assert!(store.session_store().create(&mut record).await.is_err());
+        assert_eq!(store.count_sessions().await.expect("count"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_token_moved_to_another_session_row_does_not_open() {
+        let store = temp_store().await;
+        let far = unix_far();
+        assert!(
+            store
+                .create_session("a", "{}", far, &token("access-a", "refresh-a"), 1)
+                .await
+                .expect("a")
+        );
+        assert!(
+            store
+                .create_session("b", "{}", far, &token("access-b", "refresh-b"), 1)
+                .await
+                .expect("b")
+        );
+        on_pool!(store, pool => {
+            sqlx::query("UPDATE sessions SET token = (SELECT token FROM sessions WHERE id = 'a') WHERE id = 'b'")
+                .execute(pool)
+                .await
+                .expect("swap")
+                .rows_affected()
+        });
+        assert!(matches!(store.token("b").await, Err(StoreError::Sealed)));
+        assert_eq!(
+            store
+                .token("a")
+                .await
+                .expect("a")
+                .expect("row")
+                .token
+                .access_token
+                .expose(),
+            "access-a"
+        );
+    }
+
+    fn unix_far() -> i64 {
+        crate::lms::unix_now() + 3600
     }
 
     #[tokio::test]
@@ -417,13 +667,64 @@ mod tests {
 
     #[tokio::test]
     async fn migrations_apply_twice_without_error() {
-        let path = std::env::temp_dir().join(format!("profiles-mig-{}.db", rand::random::<u64>()));
-        let url = format!("sqlite://{}", path.display());
-        Store::connect(&url)
+        let url = format!("sqlite://{}", temp_db().display());
+        Store::connect(&url, None)
             .await
             .expect("first start")
             .close()
             .await;
-        Store::connect(&url).await.expect("second start");
+        Store::connect(&url, None).await.expect("second start");
+    }
+
+    #[tokio::test]
+    async fn the_generated_key_is_kept_and_reused_at_the_next_start() {
+        let db = temp_db();
+        let url = format!("sqlite://{}", db.display());
+        let first = Store::connect(&url, None).await.expect("first start");
+        assert!(
+            first
+                .create_session("k", "{}", unix_far(), &token("a", "r"), 1)
+                .await
+                .expect("row")
+        );
+        first.close().await;
+        let second = Store::connect(&url, None).await.expect("second start");
+        assert_eq!(
+            second
+                .token("k")
+                .await
+                .expect("opens")
+                .expect("row")
+                .token
+                .access_token
+                .expose(),
+            "a"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_and_the_key_file_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let db = temp_db();
+        let store = Store::connect(&format!("sqlite://{}", db.display()), None)
+            .await
+            .expect("store");
+        store
+            .create_session("k", "{}", unix_far(), &token("a", "r"), 1)
+            .await
+            .expect("write");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("exists").permissions().mode() & 0o777
+        };
+        for file in [
+            db.clone(),
+            key_file::key_path(&db),
+            std::path::PathBuf::from(format!("{}-wal", db.display())),
+            std::path::PathBuf::from(format!("{}-shm", db.display())),
+        ] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode(db.parent().expect("folder")), 0o700);
     }
 }

@@ -1,6 +1,7 @@
-//! A signed-in session's LMS token over its life: kept in the `tokens` table, renewed shortly
+//! A signed-in session's LMS token over its life: sealed in the session's row, renewed shortly
 //! before it expires by exactly one request however many find it stale (in this process or any
-//! replica sharing the database), and given up when the LMS will not renew it.
+//! replica sharing the database), given up when the LMS will not renew it, and revoked at the
+//! LMS whenever its session ends: signed out, replaced, or expired ([`reap_expired`]).
 //!
 //! Why one refresh only: the LMS rotates refresh tokens, so a second refresh with the same
 //! (now spent) refresh token fails with `invalid_grant` and would sign the person out.
@@ -12,6 +13,11 @@ use crate::{
     lms::{Endpoint, LmsError, Token, unix_now},
     store::{StoreError, StoredToken},
 };
+
+/// Expired sessions a replica claims at once; the rest wait for the next round.
+const REAP_BATCH: i64 = 100;
+/// Revocations in flight at once, so a backlog does not hit the LMS all together.
+const REVOKE_CONCURRENCY: usize = 4;
 
 /// How often a request waiting for another's refresh looks again.
 const POLL: Duration = Duration::from_millis(50);
@@ -31,26 +37,26 @@ impl From<StoreError> for TokenError {
     }
 }
 
-/// The session's token, refreshed first if it is stale.
-pub async fn fresh(state: &AppState, id: &str) -> Result<Token, TokenError> {
+/// The session's token (`loaded` with the session), refreshed first if it is stale.
+pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<Token, TokenError> {
     let store = &state.store;
     // A claim outlives the refresh call it covers; waiters give up a little after it lapses.
     let claim = state.config.lms_timeout + Duration::from_secs(5);
     let deadline = tokio::time::Instant::now() + claim + Duration::from_secs(1);
-    let mut first_seen = None;
+    let first_seen = loaded.version;
+    let mut row = loaded;
     loop {
         let now = unix_now();
-        let row = store.token(id).await?.ok_or(TokenError::Ended)?;
-        let seen = *first_seen.get_or_insert(row.version);
-        let refreshed_meanwhile = row.version != seen && !row.token.is_stale(now, Duration::ZERO);
+        let refreshed_meanwhile =
+            row.version != first_seen && !row.token.is_stale(now, Duration::ZERO);
         if refreshed_meanwhile || !row.token.is_stale(now, state.config.token_leeway) {
             return Ok(row.token);
         }
         let until = now + claim.as_secs() as i64;
-        if store.claim_refresh(id, row.version, now, until).await? {
+        if store.claim_refresh(key, row.version, now, until).await? {
             // On its own task: if this request is cancelled (the browser navigates away), the
             // rotated refresh token must still be stored, or the session could never refresh again.
-            let task = tokio::spawn(refresh(state.clone(), id.to_owned(), row));
+            let task = tokio::spawn(refresh(state.clone(), key.to_owned(), row));
             return task.await.unwrap_or_else(|e| {
                 Err(TokenError::Lms(LmsError::Garbage {
                     endpoint: Endpoint::Token,
@@ -64,23 +70,135 @@ pub async fn fresh(state: &AppState, id: &str) -> Result<Token, TokenError> {
             }));
         }
         tokio::time::sleep(POLL).await;
+        row = store.token(key).await?.ok_or(TokenError::Ended)?;
     }
 }
 
+/// Ends a session for good: deletes its row and revokes its token at the LMS. A revocation that
+/// fails is logged, and the session is over here all the same: keeping it would not make the LMS
+/// listen.
+pub async fn end_session(state: &AppState, key: &str) -> Result<(), StoreError> {
+    if let Some(token) = state.store.take_session_token(key).await? {
+        revoke(state, &token).await;
+    }
+    Ok(())
+}
+
+/// Revokes what the LMS can revoke of `token`, logging a failure.
+pub async fn revoke(state: &AppState, token: &Token) -> bool {
+    match state.lms.revoke(token).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not revoke a token at the LMS; it was deleted here");
+            false
+        }
+    }
+}
+
+/// What one round of [`reap_expired`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    pub sessions: usize,
+    pub revoked: usize,
+    pub failed: usize,
+}
+
+/// Ends sessions past their expiry: claims a batch (so one replica handles each), revokes their
+/// refresh tokens at the LMS (a few at a time, each bounded by `LMS_TIMEOUT_SECS`), then deletes
+/// them. A token the LMS could not revoke is deleted anyway (best effort, logged): it dies at the
+/// LMS within its own lifetime.
+pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
+    let mut reaped = Reaped::default();
+    loop {
+        let now = unix_now();
+        // The claim outlasts the batch's revocations; a replica that dies mid-way leaves the
+        // rest to the next round of whichever replica comes first.
+        let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
+        let until = now + (state.config.lms_timeout.as_secs() * rounds) as i64 + 60;
+        let batch = state
+            .store
+            .claim_expired_sessions(now, until, REAP_BATCH)
+            .await?;
+        let full = batch.len() as i64 == REAP_BATCH;
+        for chunk in batch.chunks(REVOKE_CONCURRENCY) {
+            let mut revocations = tokio::task::JoinSet::new();
+            for (key, token) in chunk {
+                let (state, key, token) = (state.clone(), key.clone(), token.clone());
+                revocations.spawn(async move {
+                    let revoked = match &token {
+                        Some(token) => Some(revoke(&state, token).await),
+                        None => None,
+                    };
+                    state.store.delete_reaped_session(&key, until).await?;
+                    Ok::<_, StoreError>(revoked)
+                });
+            }
+            while let Some(joined) = revocations.join_next().await {
+                reaped.sessions += 1;
+                match joined {
+                    Ok(Ok(Some(true))) => reaped.revoked += 1,
+                    Ok(Ok(Some(false))) => reaped.failed += 1,
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "an expired session's revocation failed"),
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if reaped.sessions > 0 {
+        tracing::info!(
+            sessions = reaped.sessions,
+            revoked = reaped.revoked,
+            failed = reaped.failed,
+            "ended expired sessions and revoked their tokens at the LMS"
+        );
+    }
+    Ok(reaped)
+}
+
+/// Ends the sessions an earlier release stored with their tokens in clear: those tokens are
+/// revoked at the LMS, not sealed, because a token that has sat unencrypted on disk (and in its
+/// backups) may have been copied. Each person signs in again; the log says why.
+pub async fn end_legacy_sessions(state: &AppState) -> Result<(), StoreError> {
+    let legacy = state.store.take_legacy_sessions().await?;
+    if legacy.sessions == 0 && legacy.tokens.is_empty() {
+        return Ok(());
+    }
+    let mut revoked = 0;
+    for chunk in legacy.tokens.chunks(REVOKE_CONCURRENCY) {
+        let mut revocations = tokio::task::JoinSet::new();
+        for token in chunk {
+            let (state, token) = (state.clone(), token.clone());
+            revocations.spawn(async move { revoke(&state, &token).await });
+        }
+        while let Some(done) = revocations.join_next().await {
+            revoked += usize::from(matches!(done, Ok(true)));
+        }
+    }
+    tracing::warn!(
+        sessions = legacy.sessions,
+        tokens = legacy.tokens.len(),
+        revoked,
+        "ended the sessions an earlier release stored with unencrypted tokens; their tokens were \
+         revoked at the LMS, and those people sign in again"
+    );
+    Ok(())
+}
+
 /// Refreshes under a claim this request holds, and stores the result over the version it read.
-async fn refresh(state: AppState, id: String, row: StoredToken) -> Result<Token, TokenError> {
+async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token, TokenError> {
     let store = &state.store;
     match state.lms.refresh(&row.token).await {
         Ok(token) => {
-            if store
-                .finish_refresh(&id, row.version, &token, unix_now())
-                .await?
-            {
+            if store.finish_refresh(&key, row.version, &token).await? {
                 tracing::info!("refreshed the access token");
                 state.metrics.token_refresh("ok");
                 return Ok(token);
             }
-            if store.token(&id).await?.is_none() {
+            if store.token(&key).await?.is_none() {
                 // Signed out while the LMS answered: the new token must not outlive the session.
                 if let Err(e) = state.lms.revoke(&token).await {
                     tracing::warn!(error = %e, "could not revoke a token refreshed during sign-out");
@@ -95,12 +213,12 @@ async fn refresh(state: AppState, id: String, row: StoredToken) -> Result<Token,
         Err(LmsError::OAuth { error, .. }) if error == "invalid_grant" => {
             tracing::info!("the LMS refused to renew the token (invalid_grant); signing out");
             state.metrics.token_refresh("refused");
-            store.delete_token_version(&id, row.version).await?;
+            store.delete_session_at_version(&key, row.version).await?;
             Err(TokenError::Ended)
         }
         Err(e) => {
             state.metrics.token_refresh("error");
-            store.release_refresh(&id, row.version).await?;
+            store.release_refresh(&key, row.version).await?;
             Err(TokenError::Lms(e))
         }
     }

@@ -311,30 +311,56 @@ async fn declining_consent_shows_a_page_that_says_so_with_a_way_to_try_again() {
 }
 
 #[tokio::test]
-async fn the_session_id_changes_at_sign_in() {
+async fn a_planted_session_id_is_never_adopted_at_sign_in() {
     let app = spawn_app().await;
-    let authorize = app.start_sign_in().await;
-    let before = app
-        .session_cookie()
-        .expect("a session cookie once sign-in starts");
-    let callback = app.approve_at_lms(authorize).await;
-    app.client.get(callback).send().await.unwrap();
+    let planted = "profiles_session=AAAAAAAAAAAAAAAAAAAAAA; Path=/";
+    app.jar.add_cookie_str(planted, &app.url);
+    let response = app.sign_in().await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let after = app
         .session_cookie()
         .expect("a session cookie after sign-in");
+    assert_ne!(after, "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_session_id_changes_when_a_second_tab_completes_its_sign_in() {
+    let app = spawn_app().await;
+    let first_tab = app.start_sign_in().await;
+    let second_tab = app.start_sign_in().await;
+    let callback = app.approve_at_lms(first_tab).await;
+    app.client.get(callback).send().await.unwrap();
+    let before = app.session_cookie().expect("signed in by the first tab");
+    let callback = app.approve_at_lms(second_tab).await;
+    let response = app.client.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let after = app.session_cookie().expect("signed in by the second tab");
     assert_ne!(before, after);
     assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.standin.calls("revoke"),
+        1,
+        "the first tab's token, now unreachable, is revoked"
+    );
+}
+
+/// The `Set-Cookie` values of a response whose cookie name starts with `prefix`.
+fn set_cookies(response: &reqwest::Response, prefix: &str) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|v| v.starts_with(prefix))
+        .collect()
 }
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_and_same_site_lax() {
     let app = spawn_app().await;
-    let response = app.get("/").await;
-    let set_cookie = response.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(set_cookie.starts_with("profiles_session="), "{set_cookie}");
+    let response = app.sign_in().await;
+    let set_cookie = set_cookies(&response, "profiles_session=").remove(0);
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/"), "{set_cookie}");
@@ -345,14 +371,35 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
 }
 
 #[tokio::test]
+async fn the_pending_sign_in_cookie_is_sealed_http_only_same_site_lax_and_short_lived() {
+    let app = spawn_app().await;
+    let response = app.get("/").await;
+    let authorize = location(&response);
+    let set_cookie = set_cookies(&response, "profiles_signin_").remove(0);
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(set_cookie.contains(attribute), "{attribute}: {set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    let state = query(&authorize)["state"].clone();
+    assert!(
+        !set_cookie.contains(&state),
+        "the state is not readable: {set_cookie}"
+    );
+    assert!(
+        set_cookies(&response, "profiles_session=").is_empty(),
+        "no session before a sign-in completes"
+    );
+}
+
+#[tokio::test]
 async fn the_session_cookie_lasts_as_long_as_the_configured_idle_time() {
     let app = spawn_app_with(Options {
         vars: vec![("SESSION_IDLE_MINUTES", "5".into())],
         ..Options::default()
     })
     .await;
-    let response = app.get("/").await;
-    let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let response = app.sign_in().await;
+    let set_cookie = set_cookies(&response, "profiles_session=").remove(0);
     let max_age: i64 = set_cookie
         .split("; ")
         .find_map(|a| a.strip_prefix("Max-Age="))
@@ -373,24 +420,22 @@ async fn the_session_cookie_lasts_as_long_as_the_configured_idle_time() {
 }
 
 #[tokio::test]
-async fn an_https_public_url_gets_a_secure_host_prefixed_cookie() {
+async fn an_https_public_url_gets_secure_host_prefixed_cookies() {
     let app = spawn_app_with(Options {
         vars: vec![("PUBLIC_URL", "https://profiles.example.org/".into())],
         ..Default::default()
     })
     .await;
     let response = app.get("/").await;
-    let set_cookie = response.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        set_cookie.starts_with("__Host-profiles_session="),
-        "{set_cookie}"
-    );
+    let set_cookie = set_cookies(&response, "__Host-profiles_signin_").remove(0);
     assert!(
         set_cookie.contains("Secure") && set_cookie.contains("Path=/"),
         "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Domain="), "host-only: {set_cookie}");
+    assert_eq!(
+        profiles::session::cookie_name(true),
+        "__Host-profiles_session"
     );
 }
 
@@ -479,8 +524,9 @@ async fn a_next_pointing_elsewhere_is_ignored() {
 async fn a_sign_in_is_recorded_in_the_profiles_table() {
     let app = spawn_app().await;
     app.sign_in().await;
+    app.post_with_csrf("/logout").await;
     app.sign_in().await;
-    let store = profiles::store::Store::connect(&app.vars["DATABASE_URL"])
+    let store = profiles::store::Store::connect(&app.vars["DATABASE_URL"], None)
         .await
         .unwrap();
     let record = store

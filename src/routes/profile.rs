@@ -8,13 +8,13 @@ use axum::{
 };
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
-use super::{SignedInOr, require_signed_in, signout, submitted_csrf};
+use super::{SignedInOr, ended, require_signed_in, submitted_csrf};
 use crate::{
     AppState,
     error::AppError,
     lms::{LmsError, Token, unix_now},
     names,
-    session::{AppSession, Ended, SignedIn},
+    session::{AppSession, Current, Ended, SignedIn},
     templates::render,
     tokens::{self, TokenError},
 };
@@ -44,18 +44,14 @@ pub async fn show(
     State(state): State<AppState>,
     session: AppSession,
 ) -> Result<Response, AppError> {
-    let signed_in = match require_signed_in(&state, &session).await? {
-        SignedInOr::SignedIn(s) => *s,
+    let current = match require_signed_in(&state, &session).await? {
+        SignedInOr::SignedIn(s) => s,
         SignedInOr::Respond(response) => return Ok(response),
-    };
-    let Some(stored) = state.store.token(&signed_in.token_id).await? else {
-        // Its token was revoked and removed by another request of this session.
-        return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
     };
     let lms_url = state.config.lms_url.as_str();
     Ok(render(&ProfilePage::new(
-        &signed_in,
-        &stored.token,
+        &current.signed_in,
+        &current.token.token,
         lms_url,
     )))
 }
@@ -67,17 +63,23 @@ pub async fn reload(
     session: AppSession,
     RawForm(body): RawForm,
 ) -> Result<Response, AppError> {
-    let signed_in = match require_signed_in(&state, &session).await? {
-        SignedInOr::SignedIn(s) => *s,
+    let current = match require_signed_in(&state, &session).await? {
+        SignedInOr::SignedIn(s) => s,
         SignedInOr::Respond(response) => return Ok(response),
     };
-    if !signed_in.csrf_matches(&submitted_csrf(&body)) {
+    if !current.signed_in.csrf_matches(&submitted_csrf(&body)) {
         return Err(AppError::Csrf);
     }
-    let token = match tokens::fresh(&state, &signed_in.token_id).await {
+    let Current {
+        signed_in,
+        token,
+        key,
+    } = *current;
+    let username = signed_in.account.username.clone();
+    let token = match tokens::fresh(&state, &key, token).await {
         Ok(token) => token,
         Err(TokenError::Ended) => {
-            return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
+            return ended(&state, &session, &key, &username, Ended::Renewal).await;
         }
         Err(TokenError::Lms(e)) => return Err(e.into()),
         Err(TokenError::Store(e)) => return Err(e.into()),
@@ -85,7 +87,7 @@ pub async fn reload(
     let account = match state.lms.profile(&token).await {
         Ok(account) => account,
         Err(LmsError::Rejected { .. }) => {
-            return signout::ended(&state, &session, &signed_in, Ended::Renewal).await;
+            return ended(&state, &session, &key, &username, Ended::Renewal).await;
         }
         Err(e) => return Err(e.into()),
     };

@@ -2,7 +2,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, Uri},
+    http::{HeaderMap, HeaderValue, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
@@ -11,7 +11,8 @@ use crate::{
     AppState,
     error::AppError,
     lms::unix_now,
-    session::{self, AppSession, PendingSignIn, SignedIn},
+    session::{AppSession, PendingSignIn, Presence, SignedIn},
+    tokens,
 };
 
 /// Where a person lands after signing in when the sign-in named no `next`.
@@ -24,11 +25,14 @@ struct StartQuery {
     next: Option<String>,
 }
 
-/// `GET /[?next=/path]`: a fresh `state` and PKCE verifier, kept in the session, and a 303 to the
-/// LMS authorize endpoint.
+/// `GET /[?next=/path]` (and `HEAD`): a fresh `state` and PKCE verifier, sealed into a cookie of
+/// their own, and a 303 to the LMS authorize endpoint. Nothing is written anywhere: a visitor who
+/// never signs in costs no storage, and sign-in starts even while the database is down. A person
+/// already signed in goes to their profile (or `next`) instead.
 pub async fn start(
     State(state): State<AppState>,
     session: AppSession,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
     let next = serde_urlencoded::from_str::<StartQuery>(uri.query().unwrap_or(""))
@@ -42,17 +46,27 @@ pub async fn start(
         }
         None => None,
     };
+    // Only a browser that sent a session cookie costs a read here.
+    match session.presence(&state.config).await {
+        Ok(Presence::SignedIn(_)) => {
+            return Ok(Redirect::to(next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the session; starting a sign-in"),
+    }
     let request = state.lms.authorize();
-    session
-        .begin_sign_in(PendingSignIn {
-            state: request.state,
-            pkce_verifier: request.pkce_verifier,
-            next,
-            started_at: unix_now(),
-        })
-        .await?;
+    let pending = PendingSignIn {
+        state: request.state,
+        pkce_verifier: request.pkce_verifier,
+        next,
+        started_at: unix_now(),
+    };
+    let mut response = Redirect::to(request.url.as_str()).into_response();
+    for cookie in state.pending.begin(&headers, &pending) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     state.metrics.sign_in_started();
-    Ok(Redirect::to(request.url.as_str()).into_response())
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -63,21 +77,33 @@ struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// `GET /authorize/?code=..&state=..` (or `?error=..&state=..`): checks `state` against the
-/// session, exchanges the code, reads the account, and signs the person in under a new session
-/// id. Ends in a 303 so the code never stays in the address bar and a reload cannot replay it.
+/// `GET /authorize/?code=..&state=..` (or `?error=..&state=..`): matches `state` to this
+/// browser's pending-sign-in cookie (removing it, whatever the outcome), exchanges the code,
+/// reads the account, and signs the person in under a new session id. Ends in a 303 so the code
+/// never stays in the address bar and a reload cannot replay it.
 pub async fn callback(
     State(state): State<AppState>,
     session: AppSession,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Response, AppError> {
-    let outcome = complete(&state, &session, &headers, &uri).await;
+) -> Response {
+    let mut spent_cookie = None;
+    let outcome = complete(&state, &session, &headers, &uri, &mut spent_cookie).await;
     match &outcome {
         Ok(_) => state.metrics.sign_in_completed(),
         Err(e) => state.metrics.sign_in_failed(e.reason()),
     }
-    outcome
+    let mut response = outcome.into_response();
+    if let Some(cookie) = spent_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `HEAD /authorize/`: a link checker or prefetcher must not spend the person's code (axum would
+/// otherwise run the GET handler for it), so the callback answers HEAD with a 405 and does nothing.
+pub async fn callback_head() -> AppError {
+    AppError::MethodNotAllowed
 }
 
 async fn complete(
@@ -85,6 +111,7 @@ async fn complete(
     session: &AppSession,
     headers: &HeaderMap,
     uri: &Uri,
+    spent_cookie: &mut Option<HeaderValue>,
 ) -> Result<Response, AppError> {
     let raw = uri.query().unwrap_or("");
     if raw.len() > MAX_CALLBACK_QUERY {
@@ -96,11 +123,9 @@ async fn complete(
     let returned_state =
         non_empty(query.state).ok_or(AppError::BadCallback("it carries no state"))?;
 
-    let cookie_name = session::cookie_name(state.config.secure_cookies());
-    let pending = session
-        .take_pending(&returned_state, session::cookie_sent(headers, cookie_name))
-        .await?
-        .map_err(AppError::SignInInterrupted)?;
+    let (pending, removal) = state.pending.take(headers, &returned_state);
+    *spent_cookie = removal;
+    let pending = pending.map_err(AppError::SignInInterrupted)?;
 
     let code = match (non_empty(query.code), non_empty(query.error)) {
         (Some(code), None) => code,
@@ -142,15 +167,15 @@ async fn complete(
             now,
         )
         .await?;
-    let token_id = state.store.insert_token(&token, now).await?;
     tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
-    let previous = session
-        .complete_sign_in(SignedIn::new(token_id, account, now))
-        .await?;
-    if let Some(previous) = previous {
-        // Signed in again over a live sign-in: its token is no longer reachable, so end it.
-        super::signout::revoke_token(state, &previous.token_id).await?;
+    // Signed in again over a live sign-in (a flow started in another tab): its token would be
+    // unreachable, so end it.
+    if let Some(previous) = session.key() {
+        tokens::end_session(state, &previous).await?;
     }
+    session
+        .complete_sign_in(SignedIn::new(account, now), &token)
+        .await?;
 
     Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())
 }

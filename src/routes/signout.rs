@@ -8,12 +8,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{SignedInOr, require_signed_in, submitted_csrf};
+use super::{SignedInOr, end, require_signed_in, submitted_csrf};
 use crate::{
     AppState,
     config::join,
     error::AppError,
-    session::{AppSession, Ended, SignedIn},
+    session::{AppSession, Ended},
     templates::render,
 };
 
@@ -32,16 +32,16 @@ pub async fn logout(
     session: AppSession,
     RawForm(body): RawForm,
 ) -> Result<Response, AppError> {
-    let signed_in = match require_signed_in(&state, &session).await? {
-        SignedInOr::SignedIn(s) => *s,
+    let current = match require_signed_in(&state, &session).await? {
+        SignedInOr::SignedIn(s) => s,
         // Nothing to end (signed out in another tab, or expired): the outcome is the same.
         SignedInOr::Respond(_) => return Ok(Redirect::to("/signed-out/").into_response()),
     };
-    if !signed_in.csrf_matches(&submitted_csrf(&body)) {
+    if !current.signed_in.csrf_matches(&submitted_csrf(&body)) {
         return Err(AppError::Csrf);
     }
-    end(&state, &session, &signed_in).await?;
-    tracing::info!(username = %signed_in.account.username, "signed out");
+    end(&state, &session, &current.key).await?;
+    tracing::info!(username = %current.signed_in.account.username, "signed out");
     if !state.config.lms_logout {
         return Ok(Redirect::to("/signed-out/").into_response());
     }
@@ -51,36 +51,6 @@ pub async fn logout(
         .append_pair("client_id", &state.config.client_id)
         .append_pair("redirect_url", state.config.after_lms_logout_url().as_str());
     Ok(Redirect::to(lms_logout.as_str()).into_response())
-}
-
-/// Ends a session the app decided to end (absolute lifetime, a refused renewal) and sends the
-/// person to a page that says why, with a way to sign in again.
-pub async fn ended(
-    state: &AppState,
-    session: &AppSession,
-    signed_in: &SignedIn,
-    why: Ended,
-) -> Result<Response, AppError> {
-    end(state, session, signed_in).await?;
-    tracing::info!(username = %signed_in.account.username, why = why.as_query(), "session ended");
-    Ok(Redirect::to(&format!("/signed-out/?why={}", why.as_query())).into_response())
-}
-
-/// Revokes the token at the LMS, deletes it and the session. A revocation that fails is logged and
-/// signs the person out here all the same: keeping them signed in would not make the LMS listen.
-async fn end(state: &AppState, session: &AppSession, signed_in: &SignedIn) -> Result<(), AppError> {
-    revoke_token(state, &signed_in.token_id).await?;
-    session.sign_out().await
-}
-
-/// Deletes a session's token and revokes it at the LMS; a failed revocation is only logged.
-pub async fn revoke_token(state: &AppState, token_id: &str) -> Result<(), AppError> {
-    if let Some(token) = state.store.take_token(token_id).await?
-        && let Err(e) = state.lms.revoke(&token).await
-    {
-        tracing::warn!(error = %e, "could not revoke the token at the LMS; signed out here anyway");
-    }
-    Ok(())
 }
 
 /// `GET /signed-out/[?why=expired|renewal]`.

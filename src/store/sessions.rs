@@ -1,79 +1,107 @@
-//! The session store on whichever database is configured: tower-sessions-sqlx-store has one type
-//! per database, and the session layer takes one type, so this enum forwards to the right one.
+//! tower-sessions' store over the `sessions` table, where a row exists only for a person who
+//! completed a sign-in. The row keeps the signed-in record, its expiry, and the LMS token sealed
+//! beside it, so one query serves a signed-in request.
+//!
+//! The token and the stored expiry travel through tower-sessions' [`Record`] under reserved keys
+//! ([`TOKEN_KEY`], [`EXPIRES_KEY`]): [`load`](SessionStore::load) fills them in,
+//! [`create`](SessionStore::create) takes the token from them (a session is created only with
+//! its token, at sign-in), and [`save`](SessionStore::save) writes neither: the token changes only
+//! through the compare-and-swap refresh in [`Store`], never by a session save that may be stale.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{PgPool, SqlitePool};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tower_sessions::{
     SessionStore,
     session::{Id, Record},
-    session_store::{self, ExpiredDeletion},
+    session_store,
 };
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use super::Db;
+use super::{Store, StoreError, StoredToken};
+use crate::lms::{Token, unix_now};
 
-/// Sessions live in the `sessions` table of the app's own database, created by its migrations.
-const TABLE: &str = "sessions";
+/// Reserved record key: the session's token ([`LoadedToken`] on load, [`Token`] on create).
+pub const TOKEN_KEY: &str = "_token";
+/// Reserved record key: the unix time the stored session expires, as loaded.
+pub const EXPIRES_KEY: &str = "_expires_at";
 
-#[derive(Clone, Debug)]
-pub enum SessionBackend {
-    Sqlite(SqliteStore, SqlitePool),
-    Postgres(PostgresStore, PgPool),
+/// A session's token as [`load`](SessionStore::load) hands it to the app.
+#[derive(Serialize, Deserialize)]
+pub struct LoadedToken {
+    pub token: Token,
+    pub version: i64,
+    pub refreshing_until: Option<i64>,
 }
 
-impl SessionBackend {
-    pub(super) fn new(db: &Db) -> Self {
-        #[expect(clippy::expect_used, reason = "constant, valid schema and table names")]
-        match db {
-            Db::Sqlite(pool) => Self::Sqlite(
-                SqliteStore::new(pool.clone())
-                    .with_table_name(TABLE)
-                    .expect("valid table name"),
-                pool.clone(),
-            ),
-            Db::Postgres(pool) => Self::Postgres(
-                PostgresStore::new(pool.clone())
-                    .with_schema_name("public")
-                    .expect("valid schema name")
-                    .with_table_name(TABLE)
-                    .expect("valid table name"),
-                pool.clone(),
-            ),
+impl From<LoadedToken> for StoredToken {
+    fn from(t: LoadedToken) -> Self {
+        Self {
+            token: t.token,
+            version: t.version,
+            refreshing_until: t.refreshing_until,
         }
     }
 }
 
+/// The row key of a session id: its SHA-256, so the database holds no cookie value that would
+/// sign anyone in.
+pub fn session_key(id: &Id) -> String {
+    Sha256::digest(id.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionBackend {
+    store: Store,
+}
+
+impl SessionBackend {
+    pub(super) fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+/// The record's own keys as JSON, without the reserved ones.
+fn record_data(record: &Record) -> session_store::Result<String> {
+    let own: HashMap<&String, &serde_json::Value> = record
+        .data
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .collect();
+    serde_json::to_string(&own).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
 #[async_trait]
 impl SessionStore for SessionBackend {
-    /// One `INSERT ... ON CONFLICT DO NOTHING`, retried under a new id on a collision: the same
-    /// guarantee as the stores' own `create` (a transaction of four statements), in one statement,
-    /// which matters because every sign-in starts by creating a session (BENCHMARKS.md). The row
-    /// is written exactly as the stores' `save` writes it, so their `load` reads it.
+    /// One `INSERT ... ON CONFLICT DO NOTHING`, retried under a new id on a collision.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        const INSERT: &str = "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
-                              ON CONFLICT (id) DO NOTHING";
+        let token: Token = record
+            .data
+            .get(TOKEN_KEY)
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?
+            .ok_or_else(|| backend("a session is created only at sign-in, with its token"))?;
+        let data = record_data(record)?;
+        let expiry = record.expiry_date.unix_timestamp();
         loop {
-            let data = rmp_serde::to_vec(&*record)
-                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
-            let id = record.id.to_string();
-            let inserted = match self {
-                Self::Sqlite(_, pool) => sqlx::query(INSERT)
-                    .bind(id)
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()),
-                Self::Postgres(_, pool) => sqlx::query(INSERT)
-                    .bind(id)
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()),
-            }
-            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
-            if inserted == 1 {
+            let key = session_key(&record.id);
+            let created = self
+                .store
+                .create_session(&key, &data, expiry, &token, unix_now())
+                .await
+                .map_err(backend)?;
+            if created {
                 return Ok(());
             }
             record.id = Id::default();
@@ -81,33 +109,56 @@ impl SessionStore for SessionBackend {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s, _) => s.save(record).await,
-            Self::Postgres(s, _) => s.save(record).await,
-        }
+        let key = session_key(&record.id);
+        let data = record_data(record)?;
+        self.store
+            .save_session(&key, &data, record.expiry_date.unix_timestamp())
+            .await
+            .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Sqlite(s, _) => s.load(id).await,
-            Self::Postgres(s, _) => s.load(id).await,
-        }
+        let key = session_key(id);
+        let row = match self.store.load_session(&key, unix_now()).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                // Expired, signed out, or never issued: tower-sessions clears the cookie.
+                tracing::info!("a session cookie matched no live session; clearing it");
+                return Ok(None);
+            }
+            Err(StoreError::Sealed) => {
+                tracing::warn!(
+                    "a session's token does not open with SECRET_KEYS (its key was removed from \
+                     the list?); treating the session as ended"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        let mut data: HashMap<String, serde_json::Value> = serde_json::from_str(&row.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let token = LoadedToken {
+            token: row.token.token,
+            version: row.token.version,
+            refreshing_until: row.token.refreshing_until,
+        };
+        data.insert(
+            TOKEN_KEY.into(),
+            serde_json::to_value(token).map_err(|e| session_store::Error::Encode(e.to_string()))?,
+        );
+        data.insert(EXPIRES_KEY.into(), row.expiry_date.into());
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date: OffsetDateTime::from_unix_timestamp(row.expiry_date)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s, _) => s.delete(id).await,
-            Self::Postgres(s, _) => s.delete(id).await,
-        }
-    }
-}
-
-#[async_trait]
-impl ExpiredDeletion for SessionBackend {
-    async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s, _) => s.delete_expired().await,
-            Self::Postgres(s, _) => s.delete_expired().await,
-        }
+        self.store
+            .delete_session(&session_key(id))
+            .await
+            .map_err(backend)
     }
 }

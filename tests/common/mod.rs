@@ -23,6 +23,9 @@ pub struct TestApp {
     pub jar: Arc<reqwest::cookie::Jar>,
     pub vars: HashMap<String, String>,
     pub db_path: PathBuf,
+    /// The running app's state, to reach its store (e.g. to take the database away).
+    pub state: AppState,
+    tweak: Option<fn(&mut Config)>,
     task: JoinHandle<()>,
 }
 
@@ -39,6 +42,9 @@ pub struct Options {
     /// Also register `PUBLIC_URL/signed-out/`, as the README says to for `LMS_LOGOUT=true`.
     pub register_signed_out: bool,
     pub settings: Settings,
+    /// Changes the configuration after it is read, for limits the environment only takes in
+    /// minutes (e.g. a three-second idle time).
+    pub tweak: Option<fn(&mut Config)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -77,7 +83,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     for (k, v) in options.vars {
         vars.insert(k.into(), v);
     }
-    let task = serve(listener, &vars).await;
+    let (state, task) = serve(listener, &vars, options.tweak).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
     TestApp {
         url,
@@ -86,16 +92,27 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         jar,
         vars,
         db_path,
+        state,
+        tweak: options.tweak,
         task,
     }
 }
 
-async fn serve(listener: TcpListener, vars: &HashMap<String, String>) -> JoinHandle<()> {
-    let config = Config::from_vars(vars).expect("test config");
+async fn serve(
+    listener: TcpListener,
+    vars: &HashMap<String, String>,
+    tweak: Option<fn(&mut Config)>,
+) -> (AppState, JoinHandle<()>) {
+    let mut config = Config::from_vars(vars).expect("test config");
+    if let Some(tweak) = tweak {
+        tweak(&mut config);
+    }
     let state = AppState::new(config).await.expect("app state");
-    tokio::spawn(async move {
-        axum::serve(listener, app(state)).await.unwrap();
-    })
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (state, task)
 }
 
 /// A client that keeps cookies in `jar` like a browser and never follows redirects by itself.
@@ -228,7 +245,7 @@ impl TestApp {
     pub async fn replica(&self) -> (Url, JoinHandle<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        (url, serve(listener, &self.vars).await)
+        (url, serve(listener, &self.vars, self.tweak).await.1)
     }
 
     /// Stops this app and starts a fresh process-equivalent on the same database and cookie jar.
@@ -236,6 +253,8 @@ impl TestApp {
         self.task.abort();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        self.task = serve(listener, &self.vars).await;
+        let (state, task) = serve(listener, &self.vars, self.tweak).await;
+        self.state = state;
+        self.task = task;
     }
 }

@@ -1,0 +1,530 @@
+//! Sessions that cost nothing until someone signs in, and tokens sealed at rest: the pending
+//! sign-in cookie, no storage for strangers, one read per signed-in request, idle expiry with
+//! skipped writes, key rotation, expiry with revocation, and safe methods that stay safe.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Options, TestApp, location, spawn_app, spawn_app_with};
+use reqwest::{Method, StatusCode, header};
+
+fn anonymous() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sessions_stored(app: &TestApp) -> i64 {
+    app.state.store.count_sessions().await.unwrap()
+}
+
+/// Sends `count` cookie-less visits to `/`, half GET with a long `next`, half HEAD; each must
+/// answer a 303 to the LMS.
+async fn strangers_visit(app: &TestApp, count: usize) {
+    let client = anonymous();
+    let next = format!("/{}", "n".repeat(900));
+    let url = app.url.join(&format!("/?next={next}")).unwrap();
+    let visits = (0..count).map(|i| {
+        let method = if i % 2 == 0 {
+            Method::GET
+        } else {
+            Method::HEAD
+        };
+        client.request(method, url.clone()).send()
+    });
+    for response in futures_join(visits).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert!(
+            location(&response)
+                .as_str()
+                .starts_with(app.standin.url().as_str())
+        );
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(future);
+        if set.len() == 50 {
+            for f in set.drain(..) {
+                out.push(f.await);
+            }
+        }
+    }
+    for f in set {
+        out.push(f.await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_thousand_strangers_store_nothing_and_are_served_with_the_database_down() {
+    let app = spawn_app().await;
+    strangers_visit(&app, 500).await;
+    assert_eq!(sessions_stored(&app).await, 0);
+
+    app.state.store.close().await;
+    strangers_visit(&app, 500).await;
+}
+
+#[tokio::test]
+async fn a_signed_in_visitor_opening_the_start_page_goes_to_the_profile_and_keeps_the_token() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    let authorizations = app.standin.calls("authorize");
+    let response = app.get("/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/profile/");
+    assert_eq!(app.standin.calls("revoke"), 0);
+    assert_eq!(
+        app.standin.calls("authorize"),
+        authorizations,
+        "no new sign-in started"
+    );
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_tabs_signing_in_at_the_same_moment_both_complete() {
+    let app = spawn_app().await;
+    let first = app.start_sign_in().await;
+    let second = app.start_sign_in().await;
+    let first = app.approve_at_lms(first).await;
+    let second = app.approve_at_lms(second).await;
+    let (a, b) = tokio::join!(app.client.get(first).send(), app.client.get(second).send());
+    for response in [a.unwrap(), b.unwrap()] {
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[header::LOCATION], "/profile/");
+    }
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_replayed_callback_is_refused_in_the_same_browser_without_calling_the_lms() {
+    let app = spawn_app().await;
+    let authorize = app.start_sign_in().await;
+    let callback = app.approve_at_lms(authorize).await;
+    let first = app.client.get(callback.clone()).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let exchanges = app.standin.calls("token");
+    let replay = app.client.get(callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("Sign-in was interrupted")
+    );
+    assert_eq!(
+        app.standin.calls("token"),
+        exchanges,
+        "the LMS was not asked"
+    );
+}
+
+/// The pending-sign-in cookie `GET /` set, as `name=value`.
+fn pending_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("profiles_signin_"))
+        .expect("a pending sign-in cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_tampered_pending_sign_in_cookie_is_refused_without_calling_the_lms() {
+    let app = spawn_app().await;
+    let start = anonymous().get(app.url.clone()).send().await.unwrap();
+    let cookie = pending_cookie(&start);
+    let state = location(&start)
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let (name, value) = cookie.split_once('=').unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+    let callback = app
+        .url
+        .join(&format!("/authorize/?code=anything&state={state}"))
+        .unwrap();
+    let response = anonymous()
+        .get(callback)
+        .header(header::COOKIE, tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with(name)),
+        "the bad cookie is removed"
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Sign-in was interrupted")
+    );
+    assert_eq!(app.standin.calls("token"), 0);
+}
+
+#[tokio::test]
+async fn an_expired_pending_sign_in_cookie_is_refused_without_calling_the_lms() {
+    let app = spawn_app().await;
+    let pending = profiles::session::PendingSignIn {
+        state: profiles::secret::Secret::new("an-old-state"),
+        pkce_verifier: profiles::secret::Secret::new("verifier"),
+        next: None,
+        started_at: profiles::lms::unix_now() - 601,
+    };
+    let set = app
+        .state
+        .pending
+        .begin(&reqwest::header::HeaderMap::new(), &pending);
+    let cookie = set[0]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = anonymous()
+        .get(
+            app.url
+                .join("/authorize/?code=c&state=an-old-state")
+                .unwrap(),
+        )
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Sign-in took too long")
+    );
+    assert_eq!(app.standin.calls("token"), 0);
+}
+
+#[tokio::test]
+async fn head_of_a_callback_url_does_not_spend_the_code() {
+    let app = spawn_app().await;
+    let authorize = app.start_sign_in().await;
+    let callback = app.approve_at_lms(authorize).await;
+    let head = app.client.head(callback.clone()).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(app.standin.calls("token"), 0, "the code was not exchanged");
+    let get = app.client.get(callback).send().await.unwrap();
+    assert_eq!(
+        get.status(),
+        StatusCode::SEE_OTHER,
+        "the person's own click works"
+    );
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn static_files_and_probes_neither_read_nor_set_a_session_cookie() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    for path in [
+        "/static/style.css",
+        "/static/favicon.svg",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            response.headers().get(header::SET_COOKIE).is_none(),
+            "{path} sets no cookie"
+        );
+    }
+}
+
+/// Every file of the app's database folder, as raw bytes.
+fn database_bytes(app: &TestApp) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(app.db_path.parent().unwrap()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn the_database_files_hold_neither_the_access_nor_the_refresh_token() {
+    let app = spawn_app().await;
+    app.standin.set_jwt_lifetime(Duration::from_secs(30));
+    app.sign_in().await;
+    // A refresh stores a rotated token too.
+    app.post_with_csrf("/profile/reload").await;
+    let issued = app.standin.issued();
+    assert_eq!(issued.refresh_tokens.len(), 2);
+    let bytes = database_bytes(&app);
+    for secret in issued.access_tokens.iter().chain(&issued.refresh_tokens) {
+        assert!(!contains(&bytes, secret), "a token is readable on disk");
+    }
+    assert_eq!(sessions_stored(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_people_signed_in_and_dropping_their_key_ends_it() {
+    let old = profiles::keys::KeyRing::generate_key();
+    let new = profiles::keys::KeyRing::generate_key();
+    let mut app = spawn_app_with(Options {
+        vars: vec![("SECRET_KEYS", old.clone())],
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+
+    app.vars
+        .insert("SECRET_KEYS".into(), format!("{new},{old}"));
+    app.restart().await;
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+
+    app.vars.insert("SECRET_KEYS".into(), new);
+    app.restart().await;
+    let response = app.get("/profile/").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/");
+}
+
+fn short_idle(config: &mut profiles::config::Config) {
+    config.session_idle = Duration::from_secs(3);
+}
+
+#[tokio::test]
+async fn an_active_reader_stays_signed_in_past_the_idle_time_without_a_write_per_request() {
+    let app = spawn_app_with(Options {
+        tweak: Some(short_idle),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    let (mut requests, mut writes) = (0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        let response = app.get("/profile/").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "after {:?}",
+            started.elapsed()
+        );
+        requests += 1;
+        writes += usize::from(response.headers().get(header::SET_COOKIE).is_some());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(writes > 0, "the expiry was pushed back");
+    assert!(
+        writes * 2 < requests,
+        "{writes} writes for {requests} requests"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_on_time() {
+    let app = spawn_app_with(Options {
+        tweak: Some(short_idle),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+    let cookie = format!("profiles_session={}", app.session_cookie().unwrap());
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
+    // The browser has dropped its cookie by now (Max-Age); the server must not honour it either.
+    let response = anonymous()
+        .get(app.url.join("/profile/").unwrap())
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/");
+    assert!(
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"),
+        "the stale cookie is cleared"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_has_its_refresh_token_revoked_before_its_row_goes() {
+    let app = spawn_app_with(Options {
+        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    assert_eq!(app.standin.live_refresh_tokens(), 1);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let reaped = profiles::tokens::reap_expired(&app.state).await.unwrap();
+    assert_eq!(
+        reaped,
+        profiles::tokens::Reaped {
+            sessions: 1,
+            revoked: 1,
+            failed: 0
+        }
+    );
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+    assert_eq!(sessions_stored(&app).await, 0);
+    let again = profiles::tokens::reap_expired(&app.state).await.unwrap();
+    assert_eq!(again.sessions, 0);
+}
+
+#[tokio::test]
+async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
+    let app = spawn_app_with(Options {
+        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    app.standin.set_fault(
+        "revoke",
+        Some(profiles::standin::Fault::Respond {
+            status: 503,
+            content_type: "text/html",
+            body: "down".into(),
+        }),
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let reaped = profiles::tokens::reap_expired(&app.state).await.unwrap();
+    assert_eq!(reaped.failed, 1);
+    assert_eq!(sessions_stored(&app).await, 0);
+}
+
+#[tokio::test]
+async fn sessions_of_an_earlier_release_are_ended_and_their_clear_tokens_revoked() {
+    use sqlx::{Connection, SqliteConnection};
+    let app = spawn_app().await;
+    app.sign_in().await;
+    // An earlier release kept this very token in clear; play that back into its tables.
+    let key = app
+        .state
+        .store
+        .claim_expired_sessions(i64::MAX - 1, i64::MAX, 10)
+        .await
+        .unwrap();
+    let token = key[0].1.clone().expect("opens");
+    let json = serde_json::to_string(&token).unwrap();
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO legacy_tokens (id, token, version, created_at, updated_at) \
+         VALUES ('old', $1, 0, 0, 0)",
+    )
+    .bind(&json)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO legacy_sessions (id, data, expiry_date) VALUES ('s', x'00', 0)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    profiles::tokens::end_legacy_sessions(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(app.standin.calls("revoke"), 1);
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+    for table in ["legacy_tokens", "legacy_sessions"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_server_creates_its_database_files_private_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("profiles-umask-{:016x}", rand::random::<u64>()));
+    let db = dir.join("data").join("profiles.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" serve")
+        .arg(env!("CARGO_BIN_EXE_profiles"))
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LMS_URL", "http://127.0.0.1:9/")
+        .env("LMS_CLIENT_ID", "x")
+        .env("LMS_CLIENT_SECRET", "y")
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{port}/healthz");
+    for _ in 0..100 {
+        if reqwest::get(&ready).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+    let modes: Vec<(String, u32)> = ["", "-wal", "-shm", ".key"]
+        .iter()
+        .filter_map(|suffix| {
+            let file = dir.join(format!("data/profiles.db{suffix}"));
+            mode(&file).ok().map(|m| (file.display().to_string(), m))
+        })
+        .collect();
+    let folder = mode(&dir.join("data")).unwrap_or(0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        modes.len() >= 2,
+        "the database and its key exist: {modes:?}"
+    );
+    for (file, m) in modes {
+        assert_eq!(m, 0o600, "{file}");
+    }
+    assert_eq!(folder, 0o700, "folder");
+}
