@@ -370,3 +370,22 @@ async fn next_refuses_every_form_of_another_origin() {
         assert_eq!(landed.origin(), app.url.origin(), "{next}");
     }
 }
+
+#[tokio::test]
+async fn dot_segments_and_bidi_controls_in_next_are_refused() {
+    for next in [
+        "/.//evil.example",
+        "/./profile/",
+        "/profile/\u{202E}txt.exe",
+        "/profile/%E2%80%AEtxt.exe",
+        "/profile/\u{2066}x",
+    ] {
+        let app = spawn_app().await;
+        let mut start = app.url.clone();
+        start.query_pairs_mut().append_pair("next", next);
+        let response = app.client.get(start).send().await.unwrap();
+        let callback = app.approve_at_lms(location(&response)).await;
+        let done = app.client.get(callback).send().await.unwrap();
+        assert_eq!(done.headers()[header::LOCATION], "/profile/", "{next:?}");
+    }
+}
