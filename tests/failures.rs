@@ -389,3 +389,87 @@ async fn dot_segments_and_bidi_controls_in_next_are_refused() {
         assert_eq!(done.headers()[header::LOCATION], "/profile/", "{next:?}");
     }
 }
+
+#[tokio::test]
+async fn a_post_that_is_not_a_form_gets_our_415_page() {
+    let app = spawn_app().await;
+    for path in ["/logout", "/profile/reload"] {
+        let response = app
+            .client
+            .post(app.url.join(path).unwrap())
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body("csrf=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{path}"
+        );
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let page = response.text().await.unwrap();
+        assert_error_page(&page, "Use the button on the page");
+        assert!(page.contains(&format!("<code>{id}</code>")), "{page}");
+        assert!(page.contains("only takes a form"), "{page}");
+        assert!(!page.contains("Content-Type"), "not axum's text: {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_405_page_true_for_its_route() {
+    let app = spawn_app().await;
+    for (method, path) in [("POST", "/healthz"), ("DELETE", "/"), ("PUT", "/profile/")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), app.url.join(path).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(
+            response.headers()[header::ALLOW]
+                .to_str()
+                .unwrap()
+                .contains("GET")
+        );
+        let page = response.text().await.unwrap();
+        assert_error_page(&page, "Open this address as a page");
+        assert!(!page.contains("form"), "{method} {path}: {page}");
+        assert!(page.contains("GET requests only"), "{page}");
+    }
+    let response = app.get("/logout").await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST");
+    let page = response.text().await.unwrap();
+    assert_error_page(&page, "Use the button on the page");
+    assert!(page.contains("only takes a form"), "{page}");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_the_public_url_is_https_only() {
+    let https = spawn_app_with(Options {
+        vars: vec![("PUBLIC_URL", "https://profiles.example.org/".into())],
+        ..Options::default()
+    })
+    .await;
+    for path in ["/healthz", "/", "/no-such-page"] {
+        let response = https.get(path).await;
+        assert_eq!(
+            response.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+    let http = spawn_app().await;
+    let response = http.get("/healthz").await;
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
+}
