@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, TestApp, location, spawn_app, spawn_app_with};
+use common::{Options, TestApp, location, proxy::Mode, spawn_app, spawn_app_with};
 use profiles::standin::{Fault, LmsUser, Settings};
 use reqwest::{StatusCode, header};
 use url::Url;
@@ -472,4 +472,84 @@ async fn hsts_is_sent_when_the_public_url_is_https_only() {
             .headers()
             .contains_key(header::STRICT_TRANSPORT_SECURITY)
     );
+}
+
+async fn behind_proxy() -> TestApp {
+    spawn_app_with(Options {
+        behind_proxy: true,
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_body_cut_short_says_the_connection_broke_off_not_that_the_lms_is_unreachable() {
+    for path in ["/oauth2/access_token", "/api/user/v1/me"] {
+        let app = behind_proxy().await;
+        let proxy = app.proxy.as_ref().unwrap();
+        proxy.set_mode(Mode::CutBody(path));
+        let (status, page) = callback(&app).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}");
+        assert_error_page(&page, "The connection to the LMS broke off");
+        assert!(!page.contains("LMS_INTERNAL_URL"), "{path}: {page}");
+        assert!(!page.contains("could not connect"), "{path}: {page}");
+        assert_eq!(
+            proxy.count(path),
+            1,
+            "{path}: a cut answer is not asked again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_lms_that_refuses_connections_is_still_called_unreachable() {
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_INTERNAL_URL", "http://127.0.0.1:9/".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, page) = callback(&app).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_error_page(&page, "The LMS cannot be reached");
+    assert!(page.contains("LMS_INTERNAL_URL"), "{page}");
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_lms_closes_unanswered_is_sent_again() {
+    let app = behind_proxy().await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::CloseOnReuse);
+    let response = app.sign_in().await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
+    assert_eq!(location(&response).path(), "/profile/");
+    let me: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/user/v1/me")
+        .collect();
+    assert_eq!(me.len(), 2, "{me:?}");
+    assert!(me[0].reused && !me[1].reused, "{me:?}");
+}
+
+#[tokio::test]
+async fn the_token_post_is_never_sent_twice() {
+    let app = behind_proxy().await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::CloseOnReuse);
+    for sign_in in 1..=3 {
+        let status = app.sign_in().await.status();
+        let tokens: Vec<_> = proxy
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == "/oauth2/access_token")
+            .collect();
+        assert_eq!(tokens.len(), sign_in, "one POST per sign-in: {tokens:?}");
+        let last = tokens.last().unwrap();
+        // Closed unanswered on a reused connection: the code may be spent, so no second try.
+        if last.reused {
+            assert_eq!(status, StatusCode::BAD_GATEWAY);
+        } else {
+            assert_eq!(status, StatusCode::SEE_OTHER);
+        }
+    }
 }

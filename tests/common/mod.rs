@@ -4,6 +4,8 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
+pub mod proxy;
+
 use profiles::{
     AppState, app,
     config::Config,
@@ -23,6 +25,8 @@ pub struct TestApp {
     pub jar: Arc<reqwest::cookie::Jar>,
     pub vars: HashMap<String, String>,
     pub db_path: PathBuf,
+    /// Between the app's server-to-server calls and the stand-in, when asked for.
+    pub proxy: Option<proxy::Proxy>,
     task: JoinHandle<()>,
 }
 
@@ -39,6 +43,9 @@ pub struct Options {
     /// Also register `PUBLIC_URL/signed-out/`, as the README says to for `LMS_LOGOUT=true`.
     pub register_signed_out: bool,
     pub settings: Settings,
+    /// Send the app's server-to-server calls (`LMS_INTERNAL_URL`) through a [`proxy::Proxy`];
+    /// the browser still goes straight to the stand-in.
+    pub behind_proxy: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -74,6 +81,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let proxy = if options.behind_proxy {
+        let proxy = proxy::Proxy::spawn(standin.url().clone()).await;
+        vars.insert("LMS_INTERNAL_URL".into(), proxy.url.to_string());
+        Some(proxy)
+    } else {
+        None
+    };
     for (k, v) in options.vars {
         vars.insert(k.into(), v);
     }
@@ -86,6 +100,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         jar,
         vars,
         db_path,
+        proxy,
         task,
     }
 }
