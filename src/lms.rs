@@ -497,7 +497,7 @@ impl LmsClient {
 
     /// Whether the LMS answers (`GET /heartbeat`, the LMS's own health check): the HTTP status if
     /// it does. A result is reused for a few seconds, so probes at any rate make at most one call
-    /// per [`HEARTBEAT_TTL`]; a change between healthy and not is logged once, when it happens.
+    /// per `HEARTBEAT_TTL` (5 s); a change between healthy and not is logged once, when it happens.
     pub async fn heartbeat(&self) -> Result<u16, String> {
         let mut last = self.heartbeat.lock().await;
         if let Some((at, result)) = last.as_ref()
