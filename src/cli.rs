@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use crate::{
     config::{Config, DEFAULT_BIND},
     lms::{
-        ClientCredentialsAuthorizer, Expected, Jwt, JwtKey, LmsClient, Token, TokenHint, unix_now,
+        ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient, Token, TokenHint,
+        check_api_path, unix_now,
     },
     metrics::Metrics,
     secret::Secret,
@@ -79,9 +80,15 @@ pub enum TokenCommand {
         #[arg(long)]
         client_id: Option<String>,
     },
-    /// Decode a JWT (argument or stdin): claims, expiry, and the signature when a key is set
-    /// (LMS_JWT_SECRET for HS256, LMS_JWT_JWKS for RS512; LMS_JWT_ISSUER, LMS_JWT_AUDIENCE).
-    Inspect { jwt: Option<String> },
+    /// Decode a JWT: claims, expiry, and the signature when a key is set (LMS_JWT_SECRET for
+    /// HS256, LMS_JWT_JWKS for RS512; LMS_JWT_ISSUER, LMS_JWT_AUDIENCE). The JWT is read from
+    /// standard input (or a hidden prompt) when not given: an argument lands in shell history and
+    /// in `ps`, so prefer `profiles token inspect < jwt.txt`.
+    Inspect {
+        /// The JWT; leave it out to read it from standard input (arguments show in shell history
+        /// and `ps`).
+        jwt: Option<String>,
+    },
     /// Revoke a token read from stdin or a prompt.
     Revoke {
         #[arg(long, value_enum, default_value = "refresh-token")]
@@ -160,6 +167,9 @@ pub async fn run_lms_command(command: Command, json_output: bool) -> Result<(), 
             if !method.eq_ignore_ascii_case("get") {
                 return Err(format!("{method}: only GET is supported"));
             }
+            // Before any token is asked for: the mistake is in the argument, not at the LMS.
+            check_api_path(&path)
+                .map_err(|problem| format!("{path:?} is not a path on the LMS: {problem}"))?;
             let authorizer = ClientCredentialsAuthorizer::new(client, Duration::from_secs(60));
             let body = authorizer.get(&path).await.map_err(|e| e.to_string())?;
             out.api(&body)
@@ -296,6 +306,18 @@ impl Output {
             Some(Ok(())) => "valid".to_owned(),
             Some(Err(e)) => format!("INVALID: {e}"),
         };
+        let issuer = claim_check(
+            expected.issuer.as_deref(),
+            "LMS_JWT_ISSUER",
+            &verdict,
+            JwtError::WrongIssuer,
+        );
+        let audience = claim_check(
+            expected.audience.as_deref(),
+            "LMS_JWT_AUDIENCE",
+            &verdict,
+            JwtError::WrongAudience,
+        );
         if self.json {
             self.print(
                 &json!({
@@ -307,6 +329,8 @@ impl Output {
                         Some(Ok(())) => "valid",
                         Some(Err(_)) => "invalid",
                     },
+                    "issuer": issuer.0,
+                    "audience": audience.0,
                     "claims": jwt.claims().0,
                 })
                 .to_string(),
@@ -315,9 +339,14 @@ impl Output {
             let mut rows = vec![
                 ("algorithm", jwt.algorithm().unwrap_or("?").to_owned()),
                 ("signature", signature),
+                ("issuer", issuer.1),
+                ("audience", audience.1),
                 (
                     "expires",
-                    exp.map_or_else(|| "no exp claim".into(), |e| in_words(e - now)),
+                    exp.map_or_else(
+                        || "never: the JWT has no expiry (no exp claim)".into(),
+                        |e| in_words(e - now),
+                    ),
                 ),
             ];
             let claims = jwt.claims().rows();
@@ -338,6 +367,26 @@ impl Output {
             serde_json::to_string(body)
         };
         self.print(&text.map_err(|e| e.to_string())?)
+    }
+}
+
+/// Whether `iss` or `aud` was checked, for `token inspect`: its JSON word and its line for people.
+/// Unset expectations are said to be unchecked, so a valid signature is not read as more.
+fn claim_check(
+    expected: Option<&str>,
+    variable: &str,
+    verdict: &Option<Result<(), JwtError>>,
+    wrong: JwtError,
+) -> (&'static str, String) {
+    match (expected, verdict) {
+        (None, _) => ("not_checked", format!("not checked (set {variable})")),
+        (Some(_), None) => (
+            "not_checked",
+            "not checked (no key to verify the JWT with)".into(),
+        ),
+        (Some(value), Some(Ok(()))) => ("valid", format!("{value} (as expected)")),
+        (Some(value), Some(Err(e))) if *e == wrong => ("invalid", format!("INVALID: not {value}")),
+        (Some(_), Some(Err(_))) => ("not_checked", "not checked (the JWT failed before)".into()),
     }
 }
 

@@ -65,13 +65,16 @@ pub struct Config {
     pub token_leeway: Duration,
     /// `LMS_LOGOUT`: whether signing out also ends the LMS session (`{LMS_URL}/logout`).
     pub lms_logout: bool,
-    /// `METRICS_BIND`: serve `/metrics` on this address only, instead of beside the pages.
+    /// `METRICS_BIND`: an internal address serving `/metrics` and the detailed `/readyz`.
     pub metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEYS`: the keys that seal pending sign-in cookies and stored tokens, newest first.
     /// Unset on SQLite, a key is generated beside the database at first start
-    /// ([`crate::store::Store::key_file`]); PostgreSQL replicas must share one, so there it is
+    /// (`<database>.key`, see `crate::store`); PostgreSQL replicas must share one, so there it is
     /// required.
     pub secret_keys: Option<KeyRing>,
+    /// `METRICS_PUBLIC`: also serve `/metrics` beside the pages. Off by default: the counters
+    /// describe the traffic, which is nobody's business outside the monitoring network.
+    pub metrics_public: bool,
 }
 
 /// A configuration problem, worded for the person starting the app.
@@ -135,6 +138,20 @@ impl Config {
             Some(v) => parse_root_url("PUBLIC_URL", v)?,
             None => parse_root_url("PUBLIC_URL", &format!("http://{bind}"))?,
         };
+        // Every route, redirect and cookie path assumes the root: under a path they would all
+        // point past the app.
+        if public_url.path() != "/" {
+            return Err(ConfigError {
+                variable: "PUBLIC_URL",
+                problem: format!(
+                    "{:?} has a path ({}), but the app can only be served at the root of a host; \
+                     give it a host of its own (e.g. https://profiles.example.org/) and set \
+                     PUBLIC_URL to that",
+                    public_url.as_str(),
+                    public_url.path()
+                ),
+            });
+        }
         let scopes = parse_scopes(get("LMS_SCOPES").unwrap_or(DEFAULT_SCOPES))?;
         let token_type = match get("LMS_TOKEN_TYPE")
             .map(str::to_ascii_lowercase)
@@ -152,19 +169,10 @@ impl Config {
             Some("post") => ClientAuth::Post,
             Some(other) => return Err(invalid("LMS_CLIENT_AUTH", other, "use basic or post")),
         };
-        let lms_timeout = Duration::from_secs(positive(vars, "LMS_TIMEOUT_SECS", 10)?);
-        let session_idle = Duration::from_secs(60 * positive(vars, "SESSION_IDLE_MINUTES", 480)?);
-        let session_max = Duration::from_secs(60 * positive(vars, "SESSION_MAX_MINUTES", 1440)?);
-        let token_leeway = match get("LMS_TOKEN_LEEWAY_SECS") {
-            None => Duration::from_secs(60),
-            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
-                invalid(
-                    "LMS_TOKEN_LEEWAY_SECS",
-                    v,
-                    "use a whole number of seconds, e.g. 60",
-                )
-            })?),
-        };
+        let lms_timeout = Duration::from_secs(in_range(vars, LMS_TIMEOUT_SECS, 10)?);
+        let session_idle = Duration::from_secs(60 * in_range(vars, SESSION_IDLE_MINUTES, 480)?);
+        let session_max = Duration::from_secs(60 * in_range(vars, SESSION_MAX_MINUTES, 1440)?);
+        let token_leeway = Duration::from_secs(in_range(vars, LMS_TOKEN_LEEWAY_SECS, 60)?);
         let lms_logout = match get("LMS_LOGOUT").map(str::to_ascii_lowercase).as_deref() {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
@@ -177,6 +185,14 @@ impl Config {
                 })
             })
             .transpose()?;
+        let metrics_public = match get("METRICS_PUBLIC")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => return Err(invalid("METRICS_PUBLIC", other, "use true or false")),
+        };
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -230,6 +246,7 @@ impl Config {
             lms_logout,
             metrics_bind,
             secret_keys,
+            metrics_public,
         })
     }
 
@@ -271,18 +288,56 @@ fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
     }
 }
 
-fn positive(
-    vars: &HashMap<String, String>,
+/// A numeric setting and the values it may take. The bounds keep every sum and product the app
+/// makes of them (timeouts, expiry times) far from overflow, and refuse values that are surely
+/// typing mistakes.
+struct Range {
     variable: &'static str,
+    min: u64,
+    max: u64,
+}
+
+const LMS_TIMEOUT_SECS: Range = Range {
+    variable: "LMS_TIMEOUT_SECS",
+    min: 1,
+    max: 300,
+};
+const SESSION_IDLE_MINUTES: Range = Range {
+    variable: "SESSION_IDLE_MINUTES",
+    min: 1,
+    max: 60 * 24 * 366,
+};
+const SESSION_MAX_MINUTES: Range = Range {
+    variable: "SESSION_MAX_MINUTES",
+    min: 1,
+    max: 60 * 24 * 366,
+};
+/// A JWT lives an hour: a leeway of an hour or more would refresh it on every request.
+const LMS_TOKEN_LEEWAY_SECS: Range = Range {
+    variable: "LMS_TOKEN_LEEWAY_SECS",
+    min: 0,
+    max: 1800,
+};
+
+fn in_range(
+    vars: &HashMap<String, String>,
+    range: Range,
     default: u64,
 ) -> Result<u64, ConfigError> {
+    let Range { variable, min, max } = range;
     match lookup(vars, variable) {
         None => Ok(default),
         Some(v) => v
             .parse::<u64>()
             .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid(variable, v, "use a whole number greater than 0")),
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    variable,
+                    v,
+                    &format!("use a whole number from {min} to {max} (default {default})"),
+                )
+            }),
     }
 }
 
@@ -382,6 +437,7 @@ mod tests {
             ("LMS_SCOPES", "user_id,email"),
             ("LMS_TIMEOUT_SECS", "0"),
             ("DATABASE_URL", "mysql://db/profiles"),
+            ("METRICS_PUBLIC", "maybe"),
         ] {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
             assert_eq!(err.variable, var, "{value}");
@@ -389,19 +445,19 @@ mod tests {
     }
 
     #[test]
-    fn urls_with_a_path_keep_it_when_endpoints_are_joined() {
+    fn an_lms_url_with_a_path_keeps_it_when_endpoints_are_joined() {
         let config = Config::from_vars(&vars(&[
-            ("PUBLIC_URL", "https://apps.example.org/profiles"),
-            ("LMS_URL", "https://lms.example.org"),
+            ("PUBLIC_URL", "https://apps.example.org"),
+            ("LMS_URL", "https://example.org/lms"),
         ]))
         .expect("valid");
         assert_eq!(
             config.redirect_uri().as_str(),
-            "https://apps.example.org/profiles/authorize/"
+            "https://apps.example.org/authorize/"
         );
         assert_eq!(
             join(&config.lms_url, "oauth2/authorize/").as_str(),
-            "https://lms.example.org/oauth2/authorize/"
+            "https://example.org/lms/oauth2/authorize/"
         );
         assert!(config.secure_cookies());
     }
@@ -426,6 +482,45 @@ mod tests {
     fn a_short_secret_key_is_refused_at_start() {
         let err = Config::from_vars(&vars(&[("SECRET_KEYS", "c2hvcnQ=")])).expect_err("short");
         assert_eq!(err.variable, "SECRET_KEYS");
+    }
+
+    #[test]
+    fn a_public_url_with_a_path_is_refused_with_the_fix() {
+        for value in [
+            "https://host.example/profiles/",
+            "https://host.example/profiles",
+        ] {
+            let err = Config::from_vars(&vars(&[("PUBLIC_URL", value)])).expect_err(value);
+            assert_eq!(err.variable, "PUBLIC_URL");
+            let message = err.to_string();
+            assert!(message.contains("/profiles/"), "{message}");
+            assert!(message.contains("root"), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        Config::from_vars(&vars(&[("PUBLIC_URL", "https://host.example/")])).expect("the root");
+    }
+
+    #[test]
+    fn numeric_settings_out_of_range_are_refused_with_the_range() {
+        for (var, value) in [
+            ("LMS_TIMEOUT_SECS", "18446744073709551615"),
+            ("LMS_TIMEOUT_SECS", "301"),
+            ("SESSION_IDLE_MINUTES", "18446744073709551615"),
+            ("SESSION_MAX_MINUTES", "307445734561825861"),
+            ("SESSION_MAX_MINUTES", "0"),
+            ("LMS_TOKEN_LEEWAY_SECS", "18446744073709551615"),
+            ("LMS_TOKEN_LEEWAY_SECS", "-1"),
+        ] {
+            let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
+            assert_eq!(err.variable, var, "{value}");
+            assert!(err.problem.contains("from "), "{err}");
+        }
+        let config = Config::from_vars(&vars(&[
+            ("LMS_TIMEOUT_SECS", "300"),
+            ("LMS_TOKEN_LEEWAY_SECS", "0"),
+        ]))
+        .expect("the bounds themselves are valid");
+        assert_eq!(config.lms_timeout, Duration::from_secs(300));
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub enum AppError {
     /// has since ended.
     Csrf,
     NotFound,
-    /// E.g. a GET of `/logout`, which only a form may POST to.
+    /// E.g. a GET of `/logout`, which only a form may POST to. Its page is rendered by the
+    /// middleware ([`page_for_status`]): only there is the `Allow` header axum adds after the
+    /// handler known, and the right message depends on it.
     MethodNotAllowed,
     Session(tower_sessions::session::Error),
     Store(StoreError),
@@ -169,6 +171,21 @@ impl AppError {
                      LMS_INTERNAL_URL points at it."
                 ),
             ),
+            Self::Lms(LmsError::Interrupted { .. }) => page(
+                S::BAD_GATEWAY,
+                "The connection to the LMS broke off",
+                format!(
+                    "{lms} closed the connection before its answer was complete. Please try \
+                     again; if it keeps happening, the operator has the details in the log."
+                ),
+            ),
+            Self::Lms(LmsError::NotAnLmsPath { .. }) => page(
+                S::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "This app asked the LMS for something it should not have. Please quote the \
+                 request id below to the operator."
+                    .into(),
+            ),
             Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => page(
                 S::BAD_GATEWAY,
                 "This app is not set up correctly",
@@ -201,10 +218,8 @@ impl AppError {
             ),
             Self::MethodNotAllowed => page(
                 S::METHOD_NOT_ALLOWED,
-                "Use the button on the page",
-                "This address only takes a form sent from this app's pages (signing out, for \
-                 example, is a button on your profile)."
-                    .into(),
+                "This address does not take this request",
+                String::new(),
             ),
             Self::Session(_) | Self::Store(_) | Self::Database(_) | Self::Internal(_) => page(
                 S::INTERNAL_SERVER_ERROR,
@@ -230,6 +245,29 @@ impl AppError {
                 "the LMS refused its own token: check LMS_TOKEN_TYPE and that the app is registered \
                  with the authorization-code grant"
             ),
+            // One wording per way a call fails, each sending the operator to the right place.
+            Self::Lms(LmsError::Unreachable { .. }) => tracing::error!(
+                %status, error = %self,
+                "could not connect to the LMS: check that it runs and that LMS_INTERNAL_URL \
+                 (or LMS_URL) points at it"
+            ),
+            Self::Lms(LmsError::Timeout { .. }) => tracing::error!(
+                %status, error = %self,
+                "the LMS did not answer within LMS_TIMEOUT_SECS: it may be overloaded"
+            ),
+            Self::Lms(LmsError::Interrupted { .. }) => tracing::error!(
+                %status, error = %self,
+                "the LMS connection closed mid-answer: the address is right; look at the LMS's \
+                 and any proxy's logs for a restart, a crash or a shorter timeout"
+            ),
+            Self::Lms(LmsError::Status { .. }) => tracing::error!(
+                %status, error = %self,
+                "the LMS answered with an HTTP status it does not use for this call"
+            ),
+            Self::Lms(LmsError::Garbage { .. }) => tracing::error!(
+                %status, error = %self,
+                "the LMS's answer could not be used: not the JSON it sends for this call"
+            ),
             _ if status.is_server_error() => {
                 tracing::error!(%status, error = %self, "request failed")
             }
@@ -249,6 +287,7 @@ impl AppError {
             Self::CodeRejected => "code_rejected",
             Self::Lms(LmsError::Timeout { .. }) => "lms_timeout",
             Self::Lms(LmsError::Unreachable { .. }) => "lms_unreachable",
+            Self::Lms(LmsError::Interrupted { .. }) => "lms_interrupted",
             Self::Lms(LmsError::OAuth { error, .. }) if error == "invalid_client" => {
                 "invalid_client"
             }
@@ -289,9 +328,17 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let page = self.page();
         self.log(page.status);
+        if matches!(self, Self::MethodNotAllowed) {
+            // Left bare for the middleware to render (see the variant).
+            return page.status.into_response();
+        }
         error_page(page.status, page.title, &page.message)
     }
 }
+
+/// Marks a response as our error page, so the middleware leaves it as it is.
+#[derive(Clone, Copy)]
+struct OurPage;
 
 /// Renders the error template; shared with the panic handler and the request timeout.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
@@ -301,5 +348,74 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
         status: status.as_u16(),
         request_id: current_request_id(),
     };
-    (status, render(&template)).into_response()
+    let mut response = (status, render(&template)).into_response();
+    response.extensions_mut().insert(OurPage);
+    response
+}
+
+/// Whether `response` is one of our error pages.
+pub fn is_our_page(response: &Response) -> bool {
+    response.extensions().get::<OurPage>().is_some()
+}
+
+/// Our page for an error status that no handler of ours chose: a rejection by an extractor (a
+/// form without a form's content type, a body over the limit), or axum's 405. Only a few routes
+/// take a POST, and all of them take a form from this app's pages; the rest are pages to open.
+pub fn page_for_status(
+    status: StatusCode,
+    method: &axum::http::Method,
+    allow: Option<&axum::http::HeaderValue>,
+) -> Response {
+    use StatusCode as S;
+    let form_only = "This address only takes a form sent from this app's pages (signing out, for \
+                     example, is a button on your profile).";
+    let allows = |m: &str| {
+        allow
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|a| a.trim() == m))
+    };
+    let (title, message) = match status {
+        S::METHOD_NOT_ALLOWED if allows("POST") && !allows("GET") => {
+            ("Use the button on the page", form_only.to_owned())
+        }
+        S::METHOD_NOT_ALLOWED => (
+            "Open this address as a page",
+            format!(
+                "This address answers GET requests only, as a link or the address bar sends \
+                 them; it does nothing with {}.",
+                // A method is a token: no markup can hide in it, and the template escapes anyway.
+                method.as_str().chars().take(20).collect::<String>()
+            ),
+        ),
+        S::UNSUPPORTED_MEDIA_TYPE => ("Use the button on the page", form_only.to_owned()),
+        S::PAYLOAD_TOO_LARGE => (
+            "Too much data",
+            "The request was larger than anything this app's pages send.".to_owned(),
+        ),
+        S::NOT_FOUND => (
+            "Page not found",
+            "There is no page at this address.".to_owned(),
+        ),
+        S::BAD_REQUEST | S::UNPROCESSABLE_ENTITY => (
+            "This request makes no sense here",
+            "This app could not make sense of the request. Go back to its pages and try again."
+                .to_owned(),
+        ),
+        s if s.is_client_error() => (
+            "This request cannot be served",
+            "This app does not take this request. Go back to its pages and try again.".to_owned(),
+        ),
+        _ => (
+            "Something went wrong",
+            "This app ran into a problem on its side. Please try again; if it keeps happening, \
+             quote the request id below to the operator."
+                .to_owned(),
+        ),
+    };
+    if status.is_server_error() {
+        tracing::error!(%status, "a layer failed the request without saying why");
+    } else {
+        tracing::info!(%status, "refused before any handler");
+    }
+    error_page(status, title, &message)
 }

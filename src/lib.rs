@@ -93,10 +93,11 @@ pub fn app(state: AppState) -> Router {
         request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
         metrics: state.metrics.clone(),
+        hsts: config.public_url.scheme() == "https",
     };
     let sessions = session::layer(state.store.session_store(), config);
     let mut outside = routes::outside_sessions();
-    if config.metrics_bind.is_none() {
+    if config.metrics_public {
         outside = outside.route("/metrics", axum::routing::get(routes::health::metrics));
     }
     let router = routes::pages()
@@ -136,7 +137,8 @@ pub async fn serve_until(
     result
 }
 
-/// `/metrics` alone on `METRICS_BIND`, e.g. a port only the monitoring network reaches.
+/// `/metrics` and the detailed `/readyz` on `METRICS_BIND`, e.g. a port only the monitoring
+/// network reaches.
 async fn serve_metrics(
     bind: std::net::SocketAddr,
     state: AppState,
@@ -147,10 +149,8 @@ async fn serve_metrics(
             format!("METRICS_BIND: cannot listen on {bind}: {e}"),
         )
     })?;
-    tracing::info!(%bind, "metrics are served on their own address");
-    let router = Router::new()
-        .route("/metrics", axum::routing::get(routes::health::metrics))
-        .with_state(state);
+    tracing::info!(%bind, "metrics and readiness details are served on their own address");
+    let router = routes::health::internal_router(state);
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "the metrics server stopped");

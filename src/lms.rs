@@ -36,7 +36,7 @@ use url::Url;
 pub use self::{
     account::{Account, Me},
     authorizer::ClientCredentialsAuthorizer,
-    grants::TokenHint,
+    grants::{TokenHint, check_api_path},
     jwt::{Expected, Jwt, JwtError, JwtKey, UnverifiedClaims},
     token::{Token, TokenKind},
 };
@@ -56,7 +56,7 @@ macro_rules! send_token_request {
             request = request.add_extra_param(name, value);
         }
         let response = $client
-            .timed(Endpoint::Token, request.request_async(&$client.http))
+            .timed(&Endpoint::Token, request.request_async(&$client.http))
             .await
             .map_err(|e| oauth_request_error(Endpoint::Token, e))?;
         $client.token_from(response)
@@ -72,47 +72,66 @@ const EXCERPT_CHARS: usize = 200;
 type OAuthClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
+/// How long a pooled connection to the LMS may sit idle before it is dropped: below the shortest
+/// keep-alive of the servers that commonly front an LMS (gunicorn's 2 s; nginx 75 s, Apache 5 s),
+/// so the app does not send a request on a connection the server is closing. A request sent on
+/// one anyway is covered by [`LmsClient::get`]'s single retry.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a heartbeat result answers readiness checks before the LMS is asked again.
+const HEARTBEAT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A heartbeat's result (the LMS's HTTP status, or why there was none) and when it was taken.
+type Heartbeat = (std::time::Instant, Result<u16, String>);
+
 /// The LMS endpoints the app calls, for error messages and logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     Token,
     Revoke,
     Me,
     Account,
-    /// Any other API, called through [`LmsClient::api_get`].
-    Api,
+    Heartbeat,
+    /// Any other API, called through [`LmsClient::api_get`], with the path it was asked for.
+    Api(String),
 }
 
 impl Endpoint {
     /// The name metrics use.
-    pub fn label(self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Token => "token",
             Self::Revoke => "revoke",
             Self::Me => "me",
             Self::Account => "accounts",
-            Self::Api => "api",
+            Self::Heartbeat => "heartbeat",
+            Self::Api(_) => "api",
         }
     }
 
-    pub fn path(self) -> &'static str {
+    pub fn path(&self) -> &str {
         match self {
             Self::Token => "/oauth2/access_token",
             Self::Revoke => "/oauth2/revoke_token",
             Self::Me => "/api/user/v1/me",
             Self::Account => "/api/user/v1/accounts/{username}",
-            Self::Api => "an LMS API",
+            Self::Heartbeat => "/heartbeat",
+            Self::Api(path) => path,
         }
     }
 }
 
-/// Everything that can go wrong talking to the LMS. None of the variants holds a token or secret.
+/// Everything that can go wrong talking to the LMS, by what happened. None of the variants holds a
+/// token or secret.
 #[derive(Debug)]
 pub enum LmsError {
-    /// Could not connect (refused, DNS, TLS).
+    /// Could not connect: refused, a name that does not resolve, a failed TLS handshake.
     Unreachable { endpoint: Endpoint, detail: String },
     /// No complete answer within `LMS_TIMEOUT_SECS`.
     Timeout { endpoint: Endpoint },
+    /// Connected, but the connection closed before the answer was complete: before any answer,
+    /// or in the middle of its body. The address is right; the LMS or a proxy dropped the call.
+    Interrupted { endpoint: Endpoint, detail: String },
     /// An HTTP status the protocol does not allow here (e.g. a 5xx or a 404).
     Status {
         endpoint: Endpoint,
@@ -126,6 +145,8 @@ pub enum LmsError {
         error: String,
         description: Option<String>,
     },
+    /// An API path that is not one on the LMS (a URL, `//host`, a relative path); nothing was sent.
+    NotAnLmsPath { path: String, problem: &'static str },
     /// The API refused the token (401/403).
     Rejected {
         endpoint: Endpoint,
@@ -147,6 +168,14 @@ impl fmt::Display for LmsError {
             Self::Timeout { endpoint } => {
                 write!(f, "the LMS did not answer {} in time", endpoint.path())
             }
+            Self::Interrupted { endpoint, detail } => {
+                write!(
+                    f,
+                    "the connection to the LMS closed before its answer at {} was complete: \
+                     {detail}",
+                    endpoint.path()
+                )
+            }
             Self::Status {
                 endpoint,
                 status,
@@ -154,7 +183,7 @@ impl fmt::Display for LmsError {
             } => {
                 write!(
                     f,
-                    "the LMS answered {} with HTTP {status}: {excerpt:?}",
+                    "the LMS answered HTTP {status} at {}: {excerpt:?}",
                     endpoint.path()
                 )
             }
@@ -164,6 +193,9 @@ impl fmt::Display for LmsError {
                     "the LMS answered {} with an unusable body: {detail}",
                     endpoint.path()
                 )
+            }
+            Self::NotAnLmsPath { path, problem } => {
+                write!(f, "{path:?} is not a path on the LMS: {problem}")
             }
             Self::OAuth { error, description } => {
                 write!(f, "the LMS token endpoint returned error={error}")?;
@@ -210,6 +242,9 @@ pub struct LmsClient {
     /// Post `asymmetric_jwt=1`: RS512 JWTs a service can verify with the LMS's public JWK set.
     asymmetric_jwt: bool,
     metrics: Arc<Metrics>,
+    /// The last heartbeat and when it was taken. The lock is held across a probe, so concurrent
+    /// readiness checks share one call to the LMS.
+    heartbeat: Arc<tokio::sync::Mutex<Option<Heartbeat>>>,
 }
 
 impl LmsClient {
@@ -219,6 +254,7 @@ impl LmsClient {
             .timeout(config.lms_timeout)
             // Following redirects from a token endpoint opens SSRF; the LMS never redirects API calls.
             .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(POOL_IDLE)
             .user_agent(concat!("profiles/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("could not build the HTTP client: {e}"))?;
@@ -251,6 +287,7 @@ impl LmsClient {
             token_type: config.token_type,
             asymmetric_jwt: false,
             metrics,
+            heartbeat: Arc::default(),
         })
     }
 
@@ -362,10 +399,11 @@ impl LmsClient {
                 form.push(("client_secret", self.client_secret.secret()));
             }
         }
+        // A POST: never retried, even on a connection closed before any answer.
         let response = self
-            .timed(endpoint, request.form(&form).send())
+            .timed(&endpoint, request.form(&form).send())
             .await
-            .map_err(|e| transport_error(endpoint, &e))?;
+            .map_err(|e| transport_error(&endpoint, &e))?;
         let status = response.status();
         if status == StatusCode::OK {
             return Ok(());
@@ -457,44 +495,73 @@ impl LmsClient {
         Ok(account)
     }
 
-    /// Whether the LMS answers at all (`GET /heartbeat`, the LMS's own health check): the HTTP
-    /// status if it does. Quick, for readiness reports.
-    pub async fn probe(&self) -> Result<u16, String> {
+    /// Whether the LMS answers (`GET /heartbeat`, the LMS's own health check): the HTTP status if
+    /// it does. A result is reused for a few seconds, so probes at any rate make at most one call
+    /// per `HEARTBEAT_TTL` (5 s); a change between healthy and not is logged once, when it happens.
+    pub async fn heartbeat(&self) -> Result<u16, String> {
+        let mut last = self.heartbeat.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < HEARTBEAT_TTL
+        {
+            return result.clone();
+        }
+        let result = self.probe().await;
+        let healthy = |r: &Result<u16, String>| matches!(r, Ok(200..=299));
+        let was_healthy = last.as_ref().map(|(_, r)| healthy(r));
+        match (&result, was_healthy, healthy(&result)) {
+            (_, Some(true) | None, false) => tracing::warn!(
+                answer = ?result,
+                "the LMS heartbeat fails: nobody can sign in until it answers"
+            ),
+            (_, Some(false), true) => tracing::info!("the LMS heartbeat answers again"),
+            _ => {}
+        }
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+
+    async fn probe(&self) -> Result<u16, String> {
+        let endpoint = Endpoint::Heartbeat;
         let url = join(&self.api_root, "heartbeat");
-        let response = self
-            .http
-            .get(url)
-            .timeout(std::time::Duration::from_secs(2))
-            .send()
+        let send = || {
+            self.http
+                .get(url.clone())
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+        };
+        let response = retry_if_closed_unanswered(&endpoint, send)
             .await
-            .map_err(|e| transport_error(Endpoint::Me, &e).to_string())?;
+            .map_err(|e| transport_error(&endpoint, &e).to_string())?;
         Ok(response.status().as_u16())
     }
 
     /// Awaits one LMS call and records how long it took.
-    async fn timed<F: Future>(&self, endpoint: Endpoint, call: F) -> F::Output {
+    async fn timed<F: Future>(&self, endpoint: &Endpoint, call: F) -> F::Output {
         let started = std::time::Instant::now();
         let output = call.await;
         self.metrics.lms_call(endpoint.label(), started.elapsed());
         output
     }
 
-    /// GETs an API with the token; the body of a 200, or the error the status means.
+    /// GETs an API with the token; the body of a 200, or the error the status means. A GET may be
+    /// sent twice: see [`retry_if_closed_unanswered`].
     async fn get(&self, endpoint: Endpoint, url: Url, token: &Token) -> Result<Vec<u8>, LmsError> {
-        let request = self
-            .http
-            .get(url)
-            .header(header::AUTHORIZATION, token.authorization())
-            .header(header::ACCEPT, "application/json");
+        let send = || {
+            self.http
+                .get(url.clone())
+                .header(header::AUTHORIZATION, token.authorization())
+                .header(header::ACCEPT, "application/json")
+                .send()
+        };
         let response = self
-            .timed(endpoint, request.send())
+            .timed(&endpoint, retry_if_closed_unanswered(&endpoint, send))
             .await
-            .map_err(|e| transport_error(endpoint, &e))?;
+            .map_err(|e| transport_error(&endpoint, &e))?;
         let status = response.status();
         let body = read_body(response).await.map_err(|e| match e {
-            BodyError::Transport(e) => transport_error(endpoint, &e),
+            BodyError::Transport(e) => transport_error(&endpoint, &e),
             BodyError::TooLarge => LmsError::Garbage {
-                endpoint,
+                endpoint: endpoint.clone(),
                 detail: "body over 1 MiB".into(),
             },
         })?;
@@ -511,6 +578,32 @@ impl LmsClient {
                 excerpt: excerpt(&body),
             }),
         }
+    }
+}
+
+/// Sends an idempotent request, and sends it once more if the connection closed before any answer
+/// came: a pooled connection the server (or a proxy with a shorter keep-alive) was closing as the
+/// request went out. Nothing was answered, and a GET changes nothing, so a second try is safe.
+/// Token and revocation POSTs never come through here: a code or refresh token is single-use, and
+/// the first request may have spent it.
+async fn retry_if_closed_unanswered<F, Fut>(
+    endpoint: &Endpoint,
+    send: F,
+) -> Result<reqwest::Response, reqwest::Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
+{
+    match send().await {
+        Err(e) if closed_before_any_answer(&e) => {
+            tracing::debug!(
+                endpoint = endpoint.label(),
+                error = %chain(&e),
+                "the LMS connection closed before any answer; sending the request again"
+            );
+            send().await
+        }
+        other => other,
     }
 }
 
@@ -603,7 +696,7 @@ fn oauth_request_error<T: ErrorResponseType + AsRef<str> + fmt::Display + 'stati
             error: e.error().as_ref().to_owned(),
             description: e.error_description().cloned(),
         },
-        RequestTokenError::Request(TransportError::Reqwest(e)) => transport_error(endpoint, &e),
+        RequestTokenError::Request(TransportError::Reqwest(e)) => transport_error(&endpoint, &e),
         RequestTokenError::Request(TransportError::Status { status, excerpt }) => {
             LmsError::Status {
                 endpoint,
@@ -628,19 +721,66 @@ fn oauth_request_error<T: ErrorResponseType + AsRef<str> + fmt::Display + 'stati
     }
 }
 
-fn transport_error(endpoint: Endpoint, error: &reqwest::Error) -> LmsError {
+/// Classifies a failed call by what happened, so the log and the page send the operator to the
+/// right place: a wrong address is not a dropped connection, and neither is a garbled answer.
+fn transport_error(endpoint: &Endpoint, error: &reqwest::Error) -> LmsError {
+    let endpoint = endpoint.clone();
+    // The URL in reqwest's message holds no secret (tokens travel in headers and bodies).
+    let detail = chain(error);
     if error.is_timeout() {
         LmsError::Timeout { endpoint }
-    } else {
-        // The URL in reqwest's message holds no secret (tokens travel in headers and bodies).
-        let mut detail = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(s) = source {
-            detail = format!("{detail}: {s}");
-            source = s.source();
-        }
+    } else if error.is_connect() {
         LmsError::Unreachable { endpoint, detail }
+    } else if error.is_body() || closed_before_any_answer(error) {
+        LmsError::Interrupted { endpoint, detail }
+    } else if hyper_errors(error).any(|e| e.is_parse() || e.is_parse_status()) {
+        LmsError::Garbage {
+            endpoint,
+            detail: format!("not an HTTP answer: {detail}"),
+        }
+    } else {
+        // Whatever is left went wrong on the connection before a usable answer.
+        LmsError::Interrupted { endpoint, detail }
     }
+}
+
+/// Whether a request failed because its connection closed (or was reset) before the answer's
+/// first byte: the server dropped it, and did not refuse it.
+fn closed_before_any_answer(error: &reqwest::Error) -> bool {
+    if error.is_timeout() || error.is_connect() || error.is_body() {
+        return false;
+    }
+    let hyper_says_closed =
+        hyper_errors(error).any(|e| e.is_incomplete_message() || e.is_canceled() || e.is_closed());
+    let io_says_closed = sources(error)
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| {
+            use std::io::ErrorKind as K;
+            matches!(
+                e.kind(),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+            )
+        });
+    hyper_says_closed || io_says_closed
+}
+
+/// The error and every error under it.
+fn sources<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
+fn hyper_errors(error: &reqwest::Error) -> impl Iterator<Item = &hyper::Error> {
+    sources(error).filter_map(|e| e.downcast_ref::<hyper::Error>())
+}
+
+/// An error and its sources on one line: reqwest's own message alone rarely says what happened.
+fn chain(error: &reqwest::Error) -> String {
+    sources(error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 enum BodyError {

@@ -1,7 +1,10 @@
 //! Wiring only: parse the command line, set up logging, and serve, run the demo, or run an LMS
 //! command ([`profiles::cli`]).
 
-use std::process::ExitCode;
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+};
 
 use clap::Parser;
 use profiles::{
@@ -28,7 +31,8 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("profiles: {message}");
+            // Not eprintln!, which panics when stderr is a closed pipe: the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "profiles: {message}");
             ExitCode::FAILURE
         }
     }
@@ -57,14 +61,22 @@ fn init_logging(to_stderr: bool) -> Result<(), String> {
             Box::new(std::io::stdout())
         }
     };
+    let on_terminal = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let ansi = colour(on_terminal, std::env::var_os("NO_COLOR"));
     let format = std::env::var("LOG_FORMAT").unwrap_or_default();
     match format.trim().to_ascii_lowercase().as_str() {
         "" | "text" => tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(ansi)
             .with_writer(writer)
             .init(),
         "json" => tracing_subscriber::fmt()
             .json()
+            .with_ansi(false)
             .with_current_span(true)
             .with_env_filter(filter)
             .with_writer(writer)
@@ -78,6 +90,12 @@ fn init_logging(to_stderr: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Colour codes only for a person at a terminal: in a file or a pipe they are noise to every
+/// reader and tool. `NO_COLOR` set to anything but the empty string turns them off (no-color.org).
+fn colour(on_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    on_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 async fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let bind = config.bind;
@@ -89,4 +107,17 @@ async fn serve() -> Result<(), String> {
     profiles::serve(listener, state)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())));
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None));
+    }
 }

@@ -1,5 +1,6 @@
 //! The whole middleware stack, assembled in one place: a request id and one log line per request,
-//! a request timeout, panic catching, and security headers on every response.
+//! a request timeout, panic catching, our error page for every error (the framework's included),
+//! and security headers on every response.
 
 use std::{
     sync::Arc,
@@ -13,10 +14,13 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer};
 use tracing::Instrument;
 
-use crate::{error::error_page, metrics::Metrics};
+use crate::{
+    error::{error_page, is_our_page, page_for_status},
+    metrics::Metrics,
+};
 
 tokio::task_local! {
     static CONTEXT: RequestContext;
@@ -37,7 +41,15 @@ pub struct StackConfig {
     pub request_timeout: Duration,
     pub content_security_policy: HeaderValue,
     pub metrics: Arc<Metrics>,
+    /// Send `Strict-Transport-Security`: the app is served over https (`PUBLIC_URL`).
+    pub hsts: bool,
 }
+
+/// A year, the value HSTS preload lists ask for; no `includeSubDomains`: other hosts under the
+/// same domain are not this app's to vouch for.
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Probes and scrapes that arrive every few seconds: logged at debug, not info.
 const QUIET_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -58,7 +70,8 @@ pub fn current_lms() -> String {
 
 /// Wraps the router in the stack; the first layer added is the innermost.
 pub fn stack(router: Router, config: StackConfig) -> Router {
-    router
+    let hsts = config.hsts;
+    let routes = router
         .layer(CatchPanicLayer::custom(|_panic| {
             // The panic message may hold anything; it goes nowhere near the page.
             tracing::error!("a handler panicked");
@@ -71,10 +84,26 @@ pub fn stack(router: Router, config: StackConfig) -> Router {
         .layer(middleware::from_fn_with_state(
             config.clone(),
             request_context,
+        ));
+    // `Router::layer` wraps each route, inside the code that adds a 405's `Allow` header; the
+    // layers below wrap the whole router, so they see every answer as it leaves.
+    let router = Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn_with_state(
+            config.clone(),
+            our_error_pages,
         ))
         // Outermost, so that every response gets the headers: the timeout page and the session
         // layer's own failures included.
-        .layer(middleware::from_fn_with_state(config, security_headers))
+        .layer(middleware::from_fn_with_state(config, security_headers));
+    if hsts {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HSTS,
+        ))
+    } else {
+        router
+    }
 }
 
 /// Gives the request an id, serves it within its timeout, and logs one line: method, path (never
@@ -113,13 +142,12 @@ async fn request_context(
         .instrument(span.clone())
         .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
+        response.headers_mut().insert(REQUEST_ID, value);
     }
     let status = response.status().as_u16();
-    config.metrics.request(&route, method.as_str(), status);
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    config.metrics.request(&route, &method, status);
+    // Hundredths of a millisecond: finer digits are noise, and long ones clutter every line.
+    let latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     span.in_scope(|| {
         if QUIET_PATHS.contains(&path.as_str()) {
             tracing::debug!(%method, %path, status, latency_ms, "served");
@@ -128,6 +156,47 @@ async fn request_context(
         }
     });
     response
+}
+
+/// An error answer that is not our page (an extractor's rejection, axum's 405, a layer's bare
+/// status) becomes our page, with the request id and a message for its status. JSON answers (the
+/// readiness probe's 503) are left as they are: their clients read JSON.
+async fn our_error_pages(
+    State(config): State<StackConfig>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || json || is_our_page(&response) {
+        return response;
+    }
+    let id = response
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let context = RequestContext {
+        id: id.into(),
+        lms: config.lms_name.clone(),
+    };
+    let span = tracing::info_span!("request", id = %id);
+    let mut page = CONTEXT.sync_scope(context, || {
+        let allow = response.headers().get(header::ALLOW);
+        span.in_scope(|| page_for_status(status, &method, allow))
+    });
+    for name in [REQUEST_ID, header::ALLOW] {
+        if let Some(value) = response.headers().get(&name) {
+            page.headers_mut().insert(name, value.clone());
+        }
+    }
+    page
 }
 
 /// Headers every response carries unless its handler chose otherwise. Pages here show personal

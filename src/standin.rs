@@ -507,6 +507,7 @@ fn endpoint_of(path: &str) -> Option<&'static str> {
         "/oauth2/revoke_token" => "revoke",
         "/api/user/v1/me" => "me",
         "/api/enrollment/v1/enrollment" => "enrollment",
+        "/heartbeat" => "heartbeat",
         _ if path.starts_with("/api/user/v1/accounts/") => "accounts",
         _ => return None,
     })

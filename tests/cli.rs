@@ -273,3 +273,172 @@ async fn api_calls_an_lms_api_with_a_client_credentials_jwt() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("only GET"));
 }
+
+/// An HS256 JWT signed with `secret`, carrying `claims`.
+fn signed_jwt(claims: &Value, secret: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use hmac::{Hmac, Mac};
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+fn in_an_hour() -> i64 {
+    profiles::lms::unix_now() + 3600
+}
+
+#[tokio::test]
+async fn inspect_reads_the_jwt_from_standard_input_and_help_says_so() {
+    let lms = standin(Settings::default()).await;
+    let help = profiles(&lms, &["token", "inspect", "--help"], &[], "").await;
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("standard input"), "{}", help.stdout);
+    assert!(help.stdout.contains("shell history"), "{}", help.stdout);
+    let jwt = signed_jwt(&serde_json::json!({ "exp": in_an_hour() }), "k");
+    let run = profiles(
+        &lms,
+        &["token", "inspect", "--json"],
+        &[],
+        &format!("{jwt}\n"),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["expired"], false);
+}
+
+#[tokio::test]
+async fn inspect_says_a_jwt_without_exp_has_no_expiry_not_that_it_expired() {
+    let lms = standin(Settings::default()).await;
+    let jwt = signed_jwt(&serde_json::json!({ "sub": "x" }), "lms-secret");
+    let run = profiles(&lms, &["token", "inspect"], &[], &jwt).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("has no expiry"), "{}", run.stdout);
+    assert!(!run.stdout.contains("expired"), "{}", run.stdout);
+    let key = [("LMS_JWT_SECRET", "lms-secret")];
+    let run = profiles(&lms, &["token", "inspect"], &key, &jwt).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("has no expiry"), "{}", run.stderr);
+    assert!(!run.stderr.contains("has expired"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn inspect_accepts_an_aud_array_holding_the_expected_audience() {
+    let lms = standin(Settings::default()).await;
+    let key = [
+        ("LMS_JWT_SECRET", "lms-secret"),
+        ("LMS_JWT_AUDIENCE", "openedx"),
+    ];
+    let holding = signed_jwt(
+        &serde_json::json!({ "aud": ["other", "openedx"], "exp": in_an_hour() }),
+        "lms-secret",
+    );
+    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &holding).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["audience"], "valid");
+    let lacking = signed_jwt(
+        &serde_json::json!({ "aud": ["other"], "exp": in_an_hour() }),
+        "lms-secret",
+    );
+    let run = profiles(&lms, &["token", "inspect"], &key, &lacking).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("aud"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn inspect_says_issuer_and_audience_were_not_checked_when_unset() {
+    let lms = standin(Settings::default()).await;
+    let jwt = signed_jwt(
+        &serde_json::json!({ "iss": "anyone", "aud": "anything", "exp": in_an_hour() }),
+        "lms-secret",
+    );
+    let key = [("LMS_JWT_SECRET", "lms-secret")];
+    let run = profiles(&lms, &["token", "inspect"], &key, &jwt).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("issuer     not checked (set LMS_JWT_ISSUER)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("audience   not checked (set LMS_JWT_AUDIENCE)"),
+        "{}",
+        run.stdout
+    );
+    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
+    assert_eq!(run.json()["issuer"], "not_checked");
+    assert_eq!(run.json()["audience"], "not_checked");
+}
+
+#[tokio::test]
+async fn api_refuses_a_url_or_relative_path_saying_what_is_wrong_with_it() {
+    let lms = standin(Settings::default()).await;
+    for path in ["http://127.0.0.1:9/x", "//host/x", "api/x", "/\\host/x"] {
+        let run = profiles(&lms, &["api", "GET", path], &[], "").await;
+        assert_eq!(run.code, 1, "{path}");
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("is not a path on the LMS"),
+            "{path}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("unusable body"), "{}", run.stderr);
+    }
+    assert_eq!(lms.calls("token"), 0, "refused before asking for a token");
+}
+
+#[tokio::test]
+async fn api_names_the_path_in_an_lms_error() {
+    let lms = standin(Settings::default()).await;
+    let run = profiles(
+        &lms,
+        &["api", "GET", "/api/user/v1/accounts/nobody"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("HTTP 404 at /api/user/v1/accounts/nobody"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_error_written_to_closed_pipes_exits_1_never_a_panic() {
+    let lms = standin(Settings::default()).await;
+    let jwt = signed_jwt(&serde_json::json!({ "exp": in_an_hour() }), "k");
+    let url = lms.url().to_string();
+    let codes = tokio::task::spawn_blocking(move || {
+        (0..5)
+            .map(|_| {
+                let mut child = Command::new(env!("CARGO_BIN_EXE_profiles"))
+                    .args(["token", "inspect", &jwt])
+                    .current_dir(std::env::temp_dir())
+                    .env_clear()
+                    .env("LMS_URL", &url)
+                    .env("LMS_CLIENT_ID", SERVICE_ID)
+                    .env("LMS_CLIENT_SECRET", SERVICE_SECRET)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                // Both readers gone before the process writes a byte.
+                drop(child.stdout.take());
+                drop(child.stderr.take());
+                child.wait().unwrap().code()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, vec![Some(1); 5]);
+}

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, TestApp, location, spawn_app, spawn_app_with};
+use common::{Options, TestApp, location, proxy::Mode, spawn_app, spawn_app_with};
 use profiles::standin::{Fault, LmsUser, Settings};
 use reqwest::{StatusCode, header};
 use url::Url;
@@ -368,5 +368,190 @@ async fn next_refuses_every_form_of_another_origin() {
         let landed: Url = location(&done);
         assert_eq!(landed.path(), "/profile/", "{next}");
         assert_eq!(landed.origin(), app.url.origin(), "{next}");
+    }
+}
+
+#[tokio::test]
+async fn dot_segments_and_bidi_controls_in_next_are_refused() {
+    for next in [
+        "/.//evil.example",
+        "/./profile/",
+        "/profile/\u{202E}txt.exe",
+        "/profile/%E2%80%AEtxt.exe",
+        "/profile/\u{2066}x",
+    ] {
+        let app = spawn_app().await;
+        let mut start = app.url.clone();
+        start.query_pairs_mut().append_pair("next", next);
+        let response = app.client.get(start).send().await.unwrap();
+        let callback = app.approve_at_lms(location(&response)).await;
+        let done = app.client.get(callback).send().await.unwrap();
+        assert_eq!(done.headers()[header::LOCATION], "/profile/", "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_post_that_is_not_a_form_gets_our_415_page() {
+    let app = spawn_app().await;
+    for path in ["/logout", "/profile/reload"] {
+        let response = app
+            .client
+            .post(app.url.join(path).unwrap())
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body("csrf=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{path}"
+        );
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let page = response.text().await.unwrap();
+        assert_error_page(&page, "Use the button on the page");
+        assert!(page.contains(&format!("<code>{id}</code>")), "{page}");
+        assert!(page.contains("only takes a form"), "{page}");
+        assert!(!page.contains("Content-Type"), "not axum's text: {page}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_405_page_true_for_its_route() {
+    let app = spawn_app().await;
+    for (method, path) in [("POST", "/healthz"), ("DELETE", "/"), ("PUT", "/profile/")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), app.url.join(path).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(
+            response.headers()[header::ALLOW]
+                .to_str()
+                .unwrap()
+                .contains("GET")
+        );
+        let page = response.text().await.unwrap();
+        assert_error_page(&page, "Open this address as a page");
+        assert!(!page.contains("form"), "{method} {path}: {page}");
+        assert!(page.contains("GET requests only"), "{page}");
+    }
+    let response = app.get("/logout").await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST");
+    let page = response.text().await.unwrap();
+    assert_error_page(&page, "Use the button on the page");
+    assert!(page.contains("only takes a form"), "{page}");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_the_public_url_is_https_only() {
+    let https = spawn_app_with(Options {
+        vars: vec![("PUBLIC_URL", "https://profiles.example.org/".into())],
+        ..Options::default()
+    })
+    .await;
+    for path in ["/healthz", "/", "/no-such-page"] {
+        let response = https.get(path).await;
+        assert_eq!(
+            response.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+    let http = spawn_app().await;
+    let response = http.get("/healthz").await;
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
+}
+
+async fn behind_proxy() -> TestApp {
+    spawn_app_with(Options {
+        behind_proxy: true,
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_body_cut_short_says_the_connection_broke_off_not_that_the_lms_is_unreachable() {
+    for path in ["/oauth2/access_token", "/api/user/v1/me"] {
+        let app = behind_proxy().await;
+        let proxy = app.proxy.as_ref().unwrap();
+        proxy.set_mode(Mode::CutBody(path));
+        let (status, page) = callback(&app).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{path}");
+        assert_error_page(&page, "The connection to the LMS broke off");
+        assert!(!page.contains("LMS_INTERNAL_URL"), "{path}: {page}");
+        assert!(!page.contains("could not connect"), "{path}: {page}");
+        assert_eq!(
+            proxy.count(path),
+            1,
+            "{path}: a cut answer is not asked again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_lms_that_refuses_connections_is_still_called_unreachable() {
+    let app = spawn_app_with(Options {
+        vars: vec![("LMS_INTERNAL_URL", "http://127.0.0.1:9/".into())],
+        ..Options::default()
+    })
+    .await;
+    let (status, page) = callback(&app).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_error_page(&page, "The LMS cannot be reached");
+    assert!(page.contains("LMS_INTERNAL_URL"), "{page}");
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_lms_closes_unanswered_is_sent_again() {
+    let app = behind_proxy().await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::CloseOnReuse);
+    let response = app.sign_in().await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
+    assert_eq!(location(&response).path(), "/profile/");
+    let me: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/user/v1/me")
+        .collect();
+    assert_eq!(me.len(), 2, "{me:?}");
+    assert!(me[0].reused && !me[1].reused, "{me:?}");
+}
+
+#[tokio::test]
+async fn the_token_post_is_never_sent_twice() {
+    let app = behind_proxy().await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::CloseOnReuse);
+    for sign_in in 1..=3 {
+        let status = app.sign_in().await.status();
+        let tokens: Vec<_> = proxy
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == "/oauth2/access_token")
+            .collect();
+        assert_eq!(tokens.len(), sign_in, "one POST per sign-in: {tokens:?}");
+        let last = tokens.last().unwrap();
+        // Closed unanswered on a reused connection: the code may be spent, so no second try.
+        if last.reused {
+            assert_eq!(status, StatusCode::BAD_GATEWAY);
+        } else {
+            assert_eq!(status, StatusCode::SEE_OTHER);
+            // Signed in: sign out, so the next round starts a sign-in again.
+            app.post_with_csrf("/logout").await;
+        }
     }
 }

@@ -249,7 +249,11 @@ async fn head_of_a_callback_url_does_not_spend_the_code() {
 
 #[tokio::test]
 async fn static_files_and_probes_neither_read_nor_set_a_session_cookie() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Options {
+        vars: vec![("METRICS_PUBLIC", "true".into())],
+        ..Options::default()
+    })
+    .await;
     app.sign_in().await;
     for path in [
         "/static/style.css",

@@ -27,6 +27,21 @@ impl TokenHint {
     }
 }
 
+/// Why `path` cannot be an API path on the LMS, if it cannot: [`LmsClient::api_get`] only ever
+/// calls the LMS it is configured for, so a URL, a `//host` (another host to a browser or a URL
+/// parser), or a relative path is refused before anything is sent.
+pub fn check_api_path(path: &str) -> Result<(), &'static str> {
+    if path.starts_with("//") || path.contains('\\') {
+        Err("a path starting with // or holding \\ names another host; start it with a single /")
+    } else if path.starts_with('/') {
+        Ok(())
+    } else if path.contains("://") {
+        Err("it is a URL; give the path on the LMS alone, e.g. /api/user/v1/me")
+    } else {
+        Err("it is relative; start it with /, e.g. /api/user/v1/me")
+    }
+}
+
 impl LmsClient {
     /// The same client, asking for RS512 JWTs (`asymmetric_jwt=1`) that a service can verify with
     /// the LMS's public JWK set instead of its shared secret.
@@ -97,20 +112,20 @@ impl LmsClient {
     /// an opaque token), e.g. `/api/enrollment/v1/enrollment`. `path` is a path on the LMS, never
     /// another host.
     pub async fn api_get(&self, path: &str, token: &Token) -> Result<Value, LmsError> {
-        let garbage = |detail: &str| LmsError::Garbage {
-            endpoint: Endpoint::Api,
-            detail: detail.to_owned(),
-        };
-        if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
-            return Err(garbage("the API path must start with a single /"));
+        if let Err(problem) = check_api_path(path) {
+            return Err(LmsError::NotAnLmsPath {
+                path: path.to_owned(),
+                problem,
+            });
         }
+        let endpoint = Endpoint::Api(path.to_owned());
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let mut url = join(&self.api_root, path.trim_start_matches('/'));
         if !query.is_empty() {
             url.set_query(Some(query));
         }
-        let body = self.get(Endpoint::Api, url, token).await?;
-        parse(Endpoint::Api, &body)
+        let body = self.get(endpoint.clone(), url, token).await?;
+        parse(endpoint, &body)
     }
 
     /// A public client of the same LMS: `client_id` in the form body, no secret.

@@ -110,8 +110,10 @@ impl JwtKey {
 pub enum JwtError {
     /// Not `header.payload.signature` with JSON objects inside.
     Malformed,
-    /// `exp` is in the past (beyond the leeway), or missing.
+    /// `exp` is in the past (beyond the leeway).
     Expired,
+    /// No `exp` at all: such a JWT never expires, and the LMS never issues one.
+    NoExpiry,
     /// The signature does not match the key: tampered, or signed with another key.
     BadSignature,
     /// The header's `alg` is not the key's (`HS256` for a secret, `RS512` for a JWK set).
@@ -127,6 +129,7 @@ impl std::fmt::Display for JwtError {
         match self {
             Self::Malformed => f.write_str("not a JWT"),
             Self::Expired => f.write_str("the JWT has expired"),
+            Self::NoExpiry => f.write_str("the JWT has no expiry (no exp claim)"),
             Self::BadSignature => f.write_str("the JWT's signature does not match the key"),
             Self::WrongAlgorithm(alg) => {
                 write!(f, "the JWT is signed with {alg:?}, not the key's algorithm")
@@ -176,6 +179,15 @@ impl Jwt {
         })
     }
 
+    /// Whether `aud` is `audience`, or an array that holds it.
+    fn has_audience(&self, audience: &str) -> bool {
+        match self.claims.0.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        }
+    }
+
     pub fn algorithm(&self) -> Option<&str> {
         self.header.get("alg").and_then(Value::as_str)
     }
@@ -186,14 +198,16 @@ impl Jwt {
     }
 
     /// Whether `exp` has passed at `now`, allowing `leeway_secs` of clock skew. A JWT without
-    /// `exp` counts as expired: the LMS always writes one.
+    /// `exp` has not expired: it never does ([`Jwt::verify`] refuses it for that).
     pub fn is_expired(&self, now: i64, leeway_secs: i64) -> bool {
         self.claims
             .expires_at()
-            .is_none_or(|exp| exp + leeway_secs < now)
+            .is_some_and(|exp| exp + leeway_secs < now)
     }
 
-    /// Checks the signature with `key`, then `exp`, `iss` and `aud`, as edx-drf-extensions does.
+    /// Checks the signature with `key`, then `exp` (required), `iss` and `aud`, as
+    /// edx-drf-extensions does. `aud` may be one string or an array of them (RFC 7519 §4.1.3):
+    /// either way it must hold the expected audience.
     pub fn verify(&self, key: &JwtKey, expected: &Expected, now: i64) -> Result<(), JwtError> {
         let alg = self.algorithm().unwrap_or_default();
         let valid = match key {
@@ -217,6 +231,9 @@ impl Jwt {
         if !valid {
             return Err(JwtError::BadSignature);
         }
+        if self.claims.expires_at().is_none() {
+            return Err(JwtError::NoExpiry);
+        }
         if self.is_expired(now, expected.leeway_secs) {
             return Err(JwtError::Expired);
         }
@@ -227,7 +244,7 @@ impl Jwt {
             return Err(JwtError::WrongIssuer);
         }
         if let Some(audience) = &expected.audience
-            && claim("aud") != Some(audience.as_str())
+            && !self.has_audience(audience)
         {
             return Err(JwtError::WrongAudience);
         }

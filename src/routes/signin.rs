@@ -182,13 +182,18 @@ async fn complete(
 
 /// `next` must be a path on this site: `/x`, never `//evil`, `/\evil`, `https://evil` or an
 /// encoded form of those. Browsers treat `\` as `/` and strip tabs and newlines, so those are
-/// refused too, before and after one round of percent-decoding.
+/// refused too, before and after one round of percent-decoding. So are `//` anywhere and dot
+/// segments (`/.//evil` is `//evil` once a URL parser removes the dot), and bidirectional
+/// formatting characters, which make a path read as something else than it is.
 pub fn is_safe_next(next: &str) -> bool {
     fn same_origin_path(s: &str) -> bool {
         s.starts_with('/')
-            && !s.starts_with("//")
+            && !s.contains("//")
             && !s.contains('\\')
-            && !s.chars().any(char::is_control)
+            && !s
+                .split(['/', '?', '#'])
+                .any(|segment| segment == "." || segment == "..")
+            && !s.chars().any(|c| c.is_control() || is_bidi_format(c))
     }
     let decoded: String = url::form_urlencoded::parse(format!("x={next}").as_bytes())
         .map(|(_, v)| v.into_owned())
@@ -198,6 +203,12 @@ pub fn is_safe_next(next: &str) -> bool {
         && !next.contains(' ')
         && same_origin_path(next)
         && same_origin_path(&decoded)
+}
+
+/// The Unicode bidirectional formatting characters (UAX #9): marks, embeddings, overrides,
+/// isolates.
+fn is_bidi_format(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -225,6 +236,11 @@ mod tests {
             "/\t/evil.example",
             "/%09/evil.example",
             "javascript:alert(1)",
+            "/.//evil.example",
+            "/%2E//evil.example",
+            "/a/../..//evil.example",
+            "/profile/\u{202E}lmth.exe",
+            "/profile/%E2%80%AEtxt",
         ] {
             assert!(!is_safe_next(bad), "{bad}");
         }

@@ -4,6 +4,8 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
+pub mod proxy;
+
 use profiles::{
     AppState, app,
     config::Config,
@@ -26,6 +28,8 @@ pub struct TestApp {
     /// The running app's state, to reach its store (e.g. to take the database away).
     pub state: AppState,
     tweak: Option<fn(&mut Config)>,
+    /// Between the app's server-to-server calls and the stand-in, when asked for.
+    pub proxy: Option<proxy::Proxy>,
     task: JoinHandle<()>,
 }
 
@@ -45,6 +49,9 @@ pub struct Options {
     /// Changes the configuration after it is read, for limits the environment only takes in
     /// minutes (e.g. a three-second idle time).
     pub tweak: Option<fn(&mut Config)>,
+    /// Send the app's server-to-server calls (`LMS_INTERNAL_URL`) through a [`proxy::Proxy`];
+    /// the browser still goes straight to the stand-in.
+    pub behind_proxy: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -80,6 +87,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    let proxy = if options.behind_proxy {
+        let proxy = proxy::Proxy::spawn(standin.url().clone()).await;
+        vars.insert("LMS_INTERNAL_URL".into(), proxy.url.to_string());
+        Some(proxy)
+    } else {
+        None
+    };
     for (k, v) in options.vars {
         vars.insert(k.into(), v);
     }
@@ -94,6 +108,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         db_path,
         state,
         tweak: options.tweak,
+        proxy,
         task,
     }
 }

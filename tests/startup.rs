@@ -1,0 +1,125 @@
+//! The real `profiles serve` at start-up: settings it must refuse in one line rather than panic
+//! on, and what its log looks like when it goes to a pipe, as under systemd or docker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// `profiles serve` with a valid minimal configuration, its own database, and `extra` on top.
+fn serve(extra: &[(&str, &str)]) -> Command {
+    let dir = std::env::temp_dir().join(format!("profiles-start-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_profiles"));
+    command
+        .arg("serve")
+        .current_dir(&dir)
+        .env_clear()
+        .env("LMS_URL", "http://127.0.0.1:9/")
+        .env("LMS_CLIENT_ID", "profiles")
+        .env("LMS_CLIENT_SECRET", "secret")
+        .env("BIND", "127.0.0.1:0")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("profiles.db").display()),
+        )
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs a start-up that must fail: its exit code and stderr.
+fn refused(extra: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = serve(extra).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_huge_lms_timeout_is_refused_in_one_line_not_a_panic() {
+    let (code, stderr) = refused(&[("LMS_TIMEOUT_SECS", "18446744073709551615")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("profiles: LMS_TIMEOUT_SECS: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("from 1 to 300"), "{stderr}");
+}
+
+#[test]
+fn a_public_url_with_a_path_is_refused_at_start_with_the_fix() {
+    let (code, stderr) = refused(&[("PUBLIC_URL", "https://host.example/profiles/")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("profiles: PUBLIC_URL: "), "{stderr}");
+    assert!(stderr.contains("root"), "{stderr}");
+    assert!(stderr.contains("host of its own"), "{stderr}");
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Killed(
+        serve(&[("BIND", &port.to_string())])
+            .spawn()
+            .expect("profiles serve runs"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let mut next_line = async || {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+            .await
+            .expect("a log line")
+            .expect("the log goes on");
+        log.push(line.clone());
+        line
+    };
+    while !next_line().await.contains("profiles is listening") {}
+    let response = reqwest::get(format!("http://{port}/no-such-page"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let served = loop {
+        let line = next_line().await;
+        if line.contains("served") {
+            break line;
+        }
+    };
+    for line in &log {
+        assert!(!line.contains('\u{1b}'), "an escape code in {line:?}");
+    }
+    let latency = served
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("latency_ms="))
+        .unwrap_or_else(|| panic!("no latency in {served:?}"));
+    let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
+    assert!(decimals <= 2, "{latency} in {served:?}");
+    latency.parse::<f64>().unwrap();
+}
