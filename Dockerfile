@@ -19,8 +19,9 @@ RUN touch src/main.rs src/lib.rs && cargo build --locked --release
 
 FROM debian:bookworm-slim
 # TLS roots are built in (rustls with webpki roots) and SQLite is linked in: nothing to install.
+# /data holds the database and its key: the app's user alone may enter it.
 RUN useradd --system --uid 10001 --home-dir /data profiles \
-    && mkdir /data && chown profiles /data
+    && mkdir -m 0700 /data && chown profiles /data
 COPY --from=build /src/target/release/profiles /usr/local/bin/profiles
 USER profiles
 WORKDIR /data

@@ -52,8 +52,18 @@ fn load_dotenv() -> Result<(), String> {
 /// `RUST_LOG` filters (default `info,sqlx=warn`); `LOG_FORMAT=json` writes one JSON object per
 /// line for log shippers, `text` (the default) is for people.
 fn init_logging(to_stderr: bool) -> Result<(), String> {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // tower-sessions warns of "possibly suspicious activity" for every stale or malformed session
+    // cookie; a stale cookie is routine (an expired session) and our store logs it once at info,
+    // so its own lines are kept to errors unless RUST_LOG names it.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("tower_sessions")) {
+        for directive in ["tower_sessions=error", "tower_sessions_core=error"] {
+            if let Ok(directive) = directive.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let writer = move || -> Box<dyn std::io::Write> {
         if to_stderr {
             Box::new(std::io::stderr())

@@ -123,3 +123,77 @@ async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
     assert!(decimals <= 2, "{latency} in {served:?}");
     latency.parse::<f64>().unwrap();
 }
+
+#[tokio::test]
+async fn a_stale_or_forged_session_cookie_is_cleared_and_logged_once_below_warn() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Killed(
+        serve(&[("BIND", &port.to_string())])
+            .spawn()
+            .expect("profiles serve runs"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let mut next_line = async || {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+            .await
+            .expect("a log line")
+            .expect("the log goes on");
+        log.push(line.clone());
+        line
+    };
+    while !next_line().await.contains("profiles is listening") {}
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A well-formed id of a session that no longer exists, then one that is not an id at all.
+    for cookie in [
+        "profiles_session=AAAAAAAAAAAAAAAAAAAAAA",
+        "profiles_session=%%forged%%",
+    ] {
+        let response = client
+            .get(format!("http://{port}/profile/"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{cookie}");
+        let cleared = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| {
+                let v = v.to_str().unwrap();
+                v.starts_with("profiles_session=") && v.contains("Max-Age=0")
+            });
+        assert!(cleared, "{cookie} is cleared");
+        while !next_line().await.contains("served") {}
+    }
+    let stale: Vec<_> = log
+        .iter()
+        .filter(|l| l.contains("matched no live session"))
+        .collect();
+    assert_eq!(stale.len(), 1, "{log:#?}");
+    assert!(stale[0].contains("INFO"), "{}", stale[0]);
+    let serving = log
+        .iter()
+        .skip_while(|l| !l.contains("profiles is listening"));
+    assert!(
+        !serving
+            .clone()
+            .any(|l| l.contains("WARN") || l.contains("ERROR")),
+        "{log:#?}"
+    );
+}
