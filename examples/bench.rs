@@ -358,42 +358,48 @@ fn cookie_client(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
         .unwrap()
 }
 
-/// One complete sign-in for a browser already logged in at the LMS (consent skipped).
-async fn sign_in(client: &reqwest::Client, app: &str) -> bool {
-    let step = |r: reqwest::Response, want: StatusCode| {
-        (r.status() == want)
-            .then(|| {
-                r.headers()
-                    .get(header::LOCATION)?
-                    .to_str()
-                    .ok()
-                    .map(str::to_owned)
-            })
-            .flatten()
+/// One complete sign-in in a fresh tab of a browser already logged in at the LMS (consent
+/// skipped): `GET /`, the LMS authorize, the callback, the profile. Returns the session cookie.
+/// The app's cookies are carried by hand, because a cookie jar does not tell ports apart and the
+/// app and the stand-in share `127.0.0.1`.
+async fn sign_in(lms: &reqwest::Client, app: &str) -> Option<String> {
+    let tab = plain_client();
+    let first = |r: &reqwest::Response, prefix: &str| {
+        r.headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(prefix))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
     };
-    let Ok(r) = client.get(app).send().await else {
-        return false;
+    let location = |r: &reqwest::Response| {
+        r.headers()
+            .get(header::LOCATION)?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
     };
-    let Some(authorize) = step(r, StatusCode::SEE_OTHER) else {
-        return false;
-    };
-    let Ok(r) = client.get(&authorize).send().await else {
-        return false;
-    };
-    let Some(callback) = step(r, StatusCode::FOUND) else {
-        return false;
-    };
-    let Ok(r) = client.get(&callback).send().await else {
-        return false;
-    };
-    if step(r, StatusCode::SEE_OTHER).is_none() {
-        return false;
-    }
-    client
-        .get(format!("{app}profile/"))
+    let r = tab.get(app).send().await.ok()?;
+    (r.status() == StatusCode::SEE_OTHER).then_some(())?;
+    let pending = first(&r, "profiles_signin_")?;
+    let r = lms.get(location(&r)?).send().await.ok()?;
+    (r.status() == StatusCode::FOUND).then_some(())?;
+    let r = tab
+        .get(location(&r)?)
+        .header(header::COOKIE, pending)
         .send()
         .await
-        .is_ok_and(|r| r.status() == StatusCode::OK)
+        .ok()?;
+    (r.status() == StatusCode::SEE_OTHER).then_some(())?;
+    let session = first(&r, "profiles_session=")?;
+    let r = tab
+        .get(format!("{app}profile/"))
+        .header(header::COOKIE, &session)
+        .send()
+        .await
+        .ok()?;
+    (r.status() == StatusCode::OK).then_some(session)
 }
 
 async fn logged_in_at_lms(lms: &str, jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
@@ -603,23 +609,9 @@ async fn cookieless_redirects(duration: Duration, url: &str) -> Stats {
 async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
     let mut cookies = Vec::new();
     for _ in 0..CONCURRENCY {
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = logged_in_at_lms(lms_url, &jar).await;
-        assert!(
-            sign_in(&client, app_url).await,
-            "a benchmark sign-in failed"
-        );
-        let url = reqwest::Url::parse(app_url).unwrap();
-        use reqwest::cookie::CookieStore;
-        let header = jar.cookies(&url).expect("a session cookie");
-        let session = header
-            .to_str()
-            .unwrap()
-            .split("; ")
-            .find(|c| c.starts_with("profiles_session="))
-            .expect("a session cookie")
-            .to_owned();
-        cookies.push(session);
+        let client = logged_in_at_lms(lms_url, &Default::default()).await;
+        let session = sign_in(&client, app_url).await;
+        cookies.push(session.expect("a benchmark sign-in"));
     }
     let url = format!("{app_url}profile/");
     tokio::task::spawn_blocking(move || wrk(&url, duration, &cookies))
@@ -708,7 +700,7 @@ async fn run(duration: Duration, postgres: Option<String>) {
                 },
                 move |c: Arc<reqwest::Client>| {
                     let url = url.clone();
-                    async move { sign_in(&c, &url).await }
+                    async move { sign_in(&c, &url).await.is_some() }
                 },
             )
         })

@@ -53,7 +53,8 @@ use crate::{
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub lms: LmsClient,
+    /// Behind an `Arc`: the client holds URLs and strings, and axum clones the state per request.
+    pub lms: Arc<LmsClient>,
     pub store: Store,
     pub pending: PendingCookies,
     pub metrics: Arc<Metrics>,
@@ -65,7 +66,7 @@ impl AppState {
         let store =
             Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
         let metrics = Arc::new(Metrics::default());
-        let lms = LmsClient::new(&config, metrics.clone())?;
+        let lms = Arc::new(LmsClient::new(&config, metrics.clone())?);
         let pending = PendingCookies::new(store.keys().clone(), &config);
         Ok(Self {
             config: Arc::new(config),

@@ -512,8 +512,12 @@ fn sqlite_options(database_url: &str) -> Result<SqliteConnectOptions, String> {
 }
 
 async fn connect_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, String> {
+    // Each SQLite connection is a thread that every query hands off to and back from; beyond a
+    // couple per core the hand-offs cost more than the parallel reads gain (BENCHMARKS.md: 2, 4
+    // and 8 on two cores).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
     SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections((2 * cores).clamp(4, 16))
         .connect_with(options)
         .await
         .map_err(|e| format!("DATABASE_URL: cannot open the database: {e}"))

@@ -170,14 +170,10 @@ async fn a_stale_or_forged_session_cookie_is_cleared_and_logged_once_below_warn(
             .await
             .unwrap();
         assert_eq!(response.status(), 303, "{cookie}");
-        let cleared = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .any(|v| {
-                let v = v.to_str().unwrap();
-                v.starts_with("profiles_session=") && v.contains("Max-Age=0")
-            });
+        let cleared = response.headers().get_all("set-cookie").iter().any(|v| {
+            let v = v.to_str().unwrap();
+            v.starts_with("profiles_session=") && v.contains("Max-Age=0")
+        });
         assert!(cleared, "{cookie} is cleared");
         while !next_line().await.contains("served") {}
     }

@@ -49,10 +49,14 @@ impl From<LoadedToken> for StoredToken {
 /// The row key of a session id: its SHA-256, so the database holds no cookie value that would
 /// sign anyone in.
 pub fn session_key(id: &Id) -> String {
-    Sha256::digest(id.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(id.to_string().as_bytes());
+    let mut key = String::with_capacity(64);
+    for b in digest {
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    key
 }
 
 #[derive(Clone, Debug)]
