@@ -92,6 +92,9 @@ pub fn app(state: AppState) -> Router {
         // may first wait out another request's refresh (one more call, plus its claim's margin).
         request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
+        framable_content_security_policy: middleware::framable_content_security_policy(
+            &lms_origin,
+        ),
         metrics: state.metrics.clone(),
         hsts: config.public_url.scheme() == "https",
     };
