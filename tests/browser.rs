@@ -267,6 +267,13 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
         .click()
         .await
         .unwrap();
+    // The profile's own h1 would otherwise be read as it goes stale.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_url(app.url.join("/signed-out/?why=here").unwrap())
+        .await
+        .unwrap();
     assert_eq!(text_of(&client, "h1").await, "You are signed out");
     capture_and_check(&client, "signed-out").await;
 
