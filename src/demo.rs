@@ -6,6 +6,7 @@ use std::{collections::HashMap, net::SocketAddr};
 use crate::{
     AppState,
     config::{Config, DEFAULT_BIND},
+    routes::FRONTCHANNEL_LOGOUT_PATH,
     standin::{LmsUser, RegisteredClient, Settings, StandIn},
 };
 
@@ -32,21 +33,32 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
         )
     })?;
     let app_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let standin = StandIn::spawn(lms_addr, Settings::default())
-        .await
-        .map_err(|e| {
-            format!(
-                "DEMO_LMS_BIND: cannot listen on {lms_addr}: {e}; set DEMO_LMS_BIND to a free port"
-            )
-        })?;
-
     let public_url = format!("http://{app_addr}/");
+    // The stand-in's logout loads the app's front-channel sign-out, as Tutor's LMS does Studio's,
+    // so signing out at the stand-in signs out of the app too (both are on one loopback host:
+    // same-site).
+    let frontchannel = format!(
+        "{}{}",
+        public_url.trim_end_matches('/'),
+        FRONTCHANNEL_LOGOUT_PATH
+    );
+    let settings = Settings {
+        ida_logout_uri_list: vec![frontchannel],
+        ..Settings::default()
+    };
+    let standin = StandIn::spawn(lms_addr, settings).await.map_err(|e| {
+        format!("DEMO_LMS_BIND: cannot listen on {lms_addr}: {e}; set DEMO_LMS_BIND to a free port")
+    })?;
+
     let secret = format!("demo-{:032x}", rand::random::<u128>());
     let learner = LmsUser::demo_learner();
     standin.register_client(RegisteredClient::authorization_code(
         DEMO_CLIENT_ID,
         &secret,
-        vec![format!("{public_url}authorize/")],
+        vec![
+            format!("{public_url}authorize/"),
+            format!("{public_url}signed-out/"),
+        ],
     ));
     standin.add_user(learner.clone());
 
@@ -68,6 +80,10 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     );
     println!(
         "  LMS stand-in    {} (a development stand-in, not a real LMS)",
+        standin.url()
+    );
+    println!(
+        "  Sign out at     {}logout (signs you out of both)",
         standin.url()
     );
     println!("  Stop with Ctrl-C.");

@@ -13,8 +13,8 @@
 //! - [`tokens`]: the token's life: refreshed once across replicas, revoked when its session ends
 //!   or expires.
 //! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
-//! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out,
-//!   static files.
+//! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out
+//!   (ours, and the LMS's front-channel one), static files.
 //! - [`store`]: the database pool, migrations, the sessions table and the `profiles` table.
 //! - [`error`]: the one error type handlers return, rendered as an error page.
 //! - [`middleware`]: request id, logging, timeout, panic catching, security headers.
@@ -93,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         // may first wait out another request's refresh (one more call, plus its claim's margin).
         request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
+        framable_content_security_policy: middleware::framable_content_security_policy(&lms_origin),
         metrics: state.metrics.clone(),
         hsts: config.public_url.scheme() == "https",
     };

@@ -40,6 +40,8 @@ pub struct StackConfig {
     pub lms_name: Arc<str>,
     pub request_timeout: Duration,
     pub content_security_policy: HeaderValue,
+    /// The policy of a response marked [`FramableByLms`]: the same, but the LMS may frame it.
+    pub framable_content_security_policy: HeaderValue,
     pub metrics: Arc<Metrics>,
     /// Send `Strict-Transport-Security`: the app is served over https (`PUBLIC_URL`).
     pub hsts: bool,
@@ -48,6 +50,14 @@ pub struct StackConfig {
 /// A year, the value HSTS preload lists ask for; no `includeSubDomains`: other hosts under the
 /// same domain are not this app's to vouch for.
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// Marks a response the LMS's own pages may show in a frame (its logout page loads the
+/// front-channel sign-out in a hidden iframe). The response gets
+/// [`StackConfig::framable_content_security_policy`] and no `X-Frame-Options`, whose `DENY`
+/// would win in browsers that ignore `frame-ancestors`, and whose `ALLOW-FROM` no current browser
+/// reads.
+#[derive(Clone, Copy, Debug)]
+pub struct FramableByLms;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -207,17 +217,25 @@ async fn security_headers(
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
+    let framable = response.extensions().get::<FramableByLms>().is_some();
     let headers = response.headers_mut();
-    let defaults = [
+    let (policy, frame_options) = if framable {
+        (config.framable_content_security_policy.clone(), None)
+    } else {
         (
-            header::CONTENT_SECURITY_POLICY,
             config.content_security_policy.clone(),
-        ),
+            Some(HeaderValue::from_static("DENY")),
+        )
+    };
+    if let Some(value) = frame_options {
+        headers.entry(header::X_FRAME_OPTIONS).or_insert(value);
+    }
+    let defaults = [
+        (header::CONTENT_SECURITY_POLICY, policy),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
@@ -233,11 +251,23 @@ async fn security_headers(
 /// A CSP with no script at all: the pages need none. Images may come from the LMS (profile
 /// pictures), which may sit on another host or a CDN, hence `https:` and the LMS origin.
 pub fn content_security_policy(lms_origin: &str) -> HeaderValue {
+    policy(lms_origin, "'none'")
+}
+
+/// [`content_security_policy`], except that pages of the LMS's origin (and no other) may frame
+/// the response: see [`FramableByLms`].
+pub fn framable_content_security_policy(lms_origin: &str) -> HeaderValue {
+    policy(lms_origin, lms_origin)
+}
+
+fn policy(lms_origin: &str, frame_ancestors: &str) -> HeaderValue {
     let policy = format!(
         "default-src 'none'; style-src 'self'; img-src 'self' data: https: {lms_origin}; \
-         form-action 'self' {lms_origin}; frame-ancestors 'none'; base-uri 'none'"
+         form-action 'self' {lms_origin}; frame-ancestors {frame_ancestors}; base-uri 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        // Nobody may frame the fallback: an LMS origin that is not a valid header value cannot
+        // be named, and `'none'` is the safe reading of that.
         HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self' data: https:; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

@@ -19,6 +19,10 @@ use crate::{
     tokens,
 };
 
+/// Where the LMS's logout page loads this app in a hidden iframe (`IDA_LOGOUT_URI_LIST`, with
+/// `?no_redirect=1` appended), to end the session of the person signing out there.
+pub const FRONTCHANNEL_LOGOUT_PATH: &str = "/frontchannel-logout/";
+
 /// The pages, which run inside the session layer.
 pub fn pages() -> Router<AppState> {
     Router::new()
@@ -31,6 +35,10 @@ pub fn pages() -> Router<AppState> {
         .route("/profile/reload", post(profile::reload))
         .route("/logout", post(signout::logout))
         .route("/signed-out/", get(signout::signed_out))
+        .route(
+            FRONTCHANNEL_LOGOUT_PATH,
+            get(signout::frontchannel).head(signout::frontchannel_head),
+        )
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
 }

@@ -18,7 +18,9 @@
 //!   rejected with `token_nonexistent` (§6);
 //! - `grant_type=refresh_token` with rotation (the old refresh token dies with its use) and 90-day
 //!   refresh tokens; `/oauth2/revoke_token[/]` answering 200 whatever the token; `/logout` that
-//!   honours `redirect_url` only when it is part of the app's registered redirect URIs (§2, §8).
+//!   honours `redirect_url` only when it is part of the app's registered redirect URIs, and loads
+//!   every URL of its `IDA_LOGOUT_URI_LIST` ([`Settings::ida_logout_uri_list`]) in a hidden
+//!   iframe with `no_redirect=1` before moving on (§2, §8).
 //!
 //! For the app's failure tests it also plays faults on demand ([`StandIn::set_fault`]): a slow
 //! answer, a 5xx, HTML where JSON belongs.
@@ -198,6 +200,13 @@ pub struct Settings {
     pub opaque_lifetime: Duration,
     /// `REFRESH_TOKEN_EXPIRE_SECONDS` (90 days).
     pub refresh_lifetime: Duration,
+    /// `IDA_LOGOUT_URI_LIST`: the front-channel logout URLs `/logout` loads in hidden iframes
+    /// (Tutor lists Studio's `/logout/`). The LMS's default is empty.
+    pub ida_logout_uri_list: Vec<String>,
+    /// The host name browsers use for the stand-in (with the port it is bound to), e.g. one a
+    /// browser maps to loopback, so that the app and the LMS can be same-site or cross-site on
+    /// purpose. Default: the bound IP address.
+    pub host: Option<String>,
 }
 
 impl Default for Settings {
@@ -209,6 +218,8 @@ impl Default for Settings {
             jwt_lifetime: Duration::from_secs(3600),
             opaque_lifetime: Duration::from_secs(36000),
             refresh_lifetime: Duration::from_secs(90 * 24 * 3600),
+            ida_logout_uri_list: Vec::new(),
+            host: None,
         }
     }
 }
@@ -341,6 +352,7 @@ impl Shared {
 /// A running stand-in.
 pub struct StandIn {
     shared: Shared,
+    addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -349,7 +361,11 @@ impl StandIn {
     pub async fn spawn(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let base = Url::parse(&format!("http://{local}/"))
+        let authority = match &settings.host {
+            Some(host) => format!("{host}:{}", local.port()),
+            None => local.to_string(),
+        };
+        let base = Url::parse(&format!("http://{authority}/"))
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let shared = Shared {
             base,
@@ -362,12 +378,21 @@ impl StandIn {
                 tracing::error!(error = %e, "the LMS stand-in stopped");
             }
         });
-        Ok(Self { shared, task })
+        Ok(Self {
+            shared,
+            addr: local,
+            task,
+        })
     }
 
-    /// The stand-in's root URL, e.g. `http://127.0.0.1:8090/`.
+    /// The stand-in's root URL as browsers use it, e.g. `http://127.0.0.1:8090/`.
     pub fn url(&self) -> &Url {
         &self.shared.base
+    }
+
+    /// The address it is bound to, for servers that cannot resolve [`Settings::host`].
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Registers an application, creating its owner as a service account if needed (the
@@ -443,6 +468,7 @@ impl Drop for StandIn {
 
 fn router(shared: Shared) -> Router {
     Router::new()
+        .route("/", get(authorize::home))
         .route("/login", get(authorize::login_form).post(authorize::login))
         .route(
             "/oauth2/authorize",

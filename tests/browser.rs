@@ -16,6 +16,7 @@ use std::{
 
 use common::{Options, TestApp, spawn_app_with};
 use fantoccini::{Client, ClientBuilder, Locator};
+use profiles::standin::Settings;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -86,22 +87,32 @@ async fn start_driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_with(driver, &[]).await
+}
+
+/// A Chromium session with `extra` command-line switches.
+async fn browser_with(driver: &Driver, extra: &[&str]) -> Client {
     let profile = std::env::temp_dir().join(format!("profiles-chromium-{}", rand::random::<u64>()));
     let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut args = vec![
+        // The machine has no internet; without these Chromium stalls on it.
+        "--headless".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--disable-dev-shm-usage".into(),
+        format!("--user-data-dir={}", profile.display()),
+        "--window-size=1280,900".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": binary,
-            "args": [
-                // The machine has no internet; without these Chromium stalls on it.
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-                "--window-size=1280,900",
-            ],
-        }),
+        json!({ "binary": binary, "args": args }),
     );
     // chromedriver is on loopback: plain HTTP, no TLS stack needed.
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -256,6 +267,13 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
         .click()
         .await
         .unwrap();
+    // The profile's own h1 would otherwise be read as it goes stale.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_url(app.url.join("/signed-out/?why=here").unwrap())
+        .await
+        .unwrap();
     assert_eq!(text_of(&client, "h1").await, "You are signed out");
     capture_and_check(&client, "signed-out").await;
 
@@ -286,5 +304,117 @@ async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
     assert_eq!(client.current_url().await.unwrap().path(), "/authorize/");
     assert!(client.find(Locator::LinkText("Start again")).await.is_ok());
     capture_and_check(&client, "declined").await;
+    client.close().await.unwrap();
+}
+
+/// Names Chromium resolves to loopback, so that the app and the LMS stand-in can be same-site
+/// (`app.profiles.test` beside `lms.profiles.test`, one registrable domain) or cross-site
+/// (`lms.openedx.test`) on purpose; ports never count towards a site.
+const HOST_RULES: &str = "--host-resolver-rules=MAP *.test 127.0.0.1";
+const APP_HOST: &str = "app.profiles.test";
+
+/// Signs in to the app through the stand-in at `lms_host`, then signs out at the stand-in's
+/// `/logout`, which loads the app's front-channel sign-out in a hidden iframe and moves on to
+/// the LMS's home page once it has loaded.
+async fn sign_in_then_sign_out_at_the_lms(lms_host: &str) -> (TestApp, Driver, Client) {
+    chromedriver_path();
+    let app = spawn_app_with(Options {
+        app_host: Some(APP_HOST),
+        settings: Settings {
+            host: Some(lms_host.into()),
+            ..Settings::default()
+        },
+        frontchannel_logout: true,
+        ..Options::default()
+    })
+    .await;
+    let driver = start_driver().await;
+    let client = browser_with(&driver, &[HOST_RULES]).await;
+    client.goto(app.url.as_str()).await.unwrap();
+    sign_in_at_lms(&client, &app, true).await;
+    assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
+    assert_eq!(
+        client.current_url().await.unwrap().host_str(),
+        Some(APP_HOST)
+    );
+
+    let logout = app.standin.url().join("/logout").unwrap();
+    client.goto(logout.as_str()).await.unwrap();
+    let home = app.standin.url().join("/").unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_url(home)
+        .await
+        .expect("the LMS's logout page moves on once its iframes have loaded");
+    assert_eq!(text_of(&client, "main p").await, "You are not signed in.");
+    (app, driver, client)
+}
+
+/// How many times the app answered the LMS's iframe, whatever it found.
+fn frontchannel_calls(app: &TestApp) -> usize {
+    app.state
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("profiles_http_requests_total{route=\"/frontchannel-logout/\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize
+}
+
+fn revoked_refresh_tokens(app: &TestApp) -> usize {
+    app.standin
+        .token_requests()
+        .iter()
+        .filter(|r| {
+            r.field("token").is_some() && r.field("token_type_hint") == Some("refresh_token")
+        })
+        .count()
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver; run with --ignored (see the README)"]
+async fn signing_out_at_a_same_site_lms_signs_out_of_the_app_in_chromium() {
+    let (app, _driver, client) = sign_in_then_sign_out_at_the_lms("lms.profiles.test").await;
+    assert_eq!(frontchannel_calls(&app), 1);
+    assert_eq!(
+        revoked_refresh_tokens(&app),
+        1,
+        "the journal shows the revocation"
+    );
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+
+    // The profile sends the person to sign in, which the LMS now asks a password for.
+    client
+        .goto(app.url.join("/profile/").unwrap().as_str())
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .expect("the LMS's login form");
+    let url = client.current_url().await.unwrap();
+    assert_eq!(
+        (url.host_str(), url.path()),
+        (Some("lms.profiles.test"), "/login")
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver; run with --ignored (see the README)"]
+async fn signing_out_at_a_cross_site_lms_leaves_the_app_signed_in_in_chromium() {
+    let (app, _driver, client) = sign_in_then_sign_out_at_the_lms("lms.openedx.test").await;
+    // The iframe's request arrived, but without the SameSite=Lax cookie: the README's limit.
+    assert_eq!(frontchannel_calls(&app), 1);
+    assert_eq!(revoked_refresh_tokens(&app), 0);
+    assert_eq!(app.standin.live_refresh_tokens(), 1);
+    client
+        .goto(app.url.join("/profile/").unwrap().as_str())
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
     client.close().await.unwrap();
 }

@@ -137,6 +137,22 @@ async fn a_sign_out_on_one_replica_ends_the_session_on_another() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL; run with --ignored and PROFILES_TEST_POSTGRES_URL (see the README)"]
+async fn the_lms_front_channel_call_on_one_replica_ends_a_session_signed_in_on_another() {
+    let app = app_on_postgres().await;
+    let (b, _task) = app.replica().await;
+    app.sign_in().await; // on A
+    let from_lms = b.join("/frontchannel-logout/?no_redirect=1").unwrap();
+    let response = app.client.get(from_lms).send().await.unwrap(); // on B
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.standin.calls("revoke"), 1);
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+    let on_a = app.get("/profile/").await;
+    assert_eq!(on_a.status(), StatusCode::SEE_OTHER, "signed out on A too");
+    assert_eq!(on_a.headers()[header::LOCATION], "/");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; run with --ignored and PROFILES_TEST_POSTGRES_URL (see the README)"]
 async fn a_refresh_raced_by_two_replicas_happens_once() {
     let app = app_on_postgres().await;
     let (b, _task) = app.replica().await;

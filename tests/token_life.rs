@@ -222,7 +222,10 @@ async fn sign_out_revokes_the_refresh_token_and_deletes_the_session() {
     let before = app.session_cookie().unwrap();
     let response = app.post_with_csrf("/logout").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[header::LOCATION], "/signed-out/");
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "/signed-out/?why=here"
+    );
 
     let revocations: Vec<_> = app
         .standin
@@ -291,7 +294,10 @@ async fn a_failed_revocation_still_signs_out_here() {
     let started = std::time::Instant::now();
     let response = app.post_with_csrf("/logout").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[header::LOCATION], "/signed-out/");
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "/signed-out/?why=here"
+    );
     assert_eq!(app.standin.calls("revoke"), 1, "revocation was tried");
     assert!(started.elapsed() < Duration::from_secs(4), "and given up");
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);

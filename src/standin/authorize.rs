@@ -36,6 +36,7 @@ struct ConsentPage<'a> {
 #[template(path = "standin/logout.html")]
 struct LogoutPage<'a> {
     target: &'a str,
+    logout_uris: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,9 +93,19 @@ pub async fn login(State(s): State<Shared>, Form(form): Form<LoginForm>) -> Resp
         .into_response()
 }
 
-/// `GET|POST /logout` (no trailing slash): ends the LMS session and renders a 200 page that sends
-/// the browser on (the LMS does it with JavaScript after its front-channel iframes). The target is
-/// `redirect_url` (or `next`) only when `client_id` names an app whose registered redirect URIs
+/// `GET /`: the LMS's home page, reduced to whether this browser is logged in.
+pub async fn home(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let message = match s.logged_in_user(&headers) {
+        Some(user) => format!("You are signed in as {}.", user.username),
+        None => "You are not signed in.".to_owned(),
+    };
+    page(StatusCode::OK, "Welcome", &message)
+}
+
+/// `GET|POST /logout` (no trailing slash): ends the LMS session and renders a 200 page that loads
+/// every `IDA_LOGOUT_URI_LIST` URL, with `no_redirect=1`, in a hidden iframe, then sends the
+/// browser on with JavaScript once they have all loaded (`logout.html`, `logout.js`). The target
+/// is `redirect_url` (or `next`) only when `client_id` names an app whose registered redirect URIs
 /// contain it as a substring, as `is_safe_login_or_logout_redirect` checks; otherwise `/`.
 pub async fn logout(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
     let params = query_params(&uri);
@@ -122,11 +133,44 @@ pub async fn logout(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Re
         _ => "/".to_owned(),
     };
     let expired = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
-    (
-        [(header::SET_COOKIE, expired)],
-        render(&LogoutPage { target: &target }),
-    )
-        .into_response()
+    let page = LogoutPage {
+        target: &target,
+        logout_uris: front_channel_uris(&s.settings.ida_logout_uri_list, &headers),
+    };
+    ([(header::SET_COOKIE, expired)], render(&page)).into_response()
+}
+
+/// `LogoutView.get_context_data`: each listed URL with `no_redirect=1` set, except those that
+/// start with the referrer (stripped of slashes), so that an app whose own logout sent the
+/// browser here is not asked again.
+fn front_channel_uris(list: &[String], headers: &HeaderMap) -> Vec<String> {
+    let referrer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .trim_matches('/');
+    list.iter()
+        .filter(|uri| referrer.is_empty() || !uri.starts_with(referrer))
+        .map(|uri| with_no_redirect(uri))
+        .collect()
+}
+
+/// `_build_logout_url`: the URL with `no_redirect=1` in its query, replacing any value it had.
+fn with_no_redirect(uri: &str) -> String {
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return uri.to_owned();
+    };
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "no_redirect")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("no_redirect", "1");
+    url.to_string()
 }
 
 /// A request the authorize endpoint accepted; what a code will be bound to.

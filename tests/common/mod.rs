@@ -52,19 +52,37 @@ pub struct Options {
     /// Send the app's server-to-server calls (`LMS_INTERNAL_URL`) through a [`proxy::Proxy`];
     /// the browser still goes straight to the stand-in.
     pub behind_proxy: bool,
+    /// List the app's front-channel sign-out in the stand-in's `IDA_LOGOUT_URI_LIST`, as the
+    /// Tutor plugin does in the LMS's settings.
+    pub frontchannel_logout: bool,
+    /// The host name of `PUBLIC_URL` (with the app's port), for a browser that maps it to
+    /// loopback; the stand-in's is `settings.host`. The test client resolves both to loopback,
+    /// and the app calls the stand-in by its address.
+    pub app_host: Option<&'static str>,
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(options: Options) -> TestApp {
+pub async fn spawn_app_with(mut options: Options) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = listener.local_addr().unwrap();
+    let url = match options.app_host {
+        Some(host) => Url::parse(&format!("http://{host}:{}/", app_addr.port())).unwrap(),
+        None => Url::parse(&format!("http://{app_addr}/")).unwrap(),
+    };
+    if options.frontchannel_logout {
+        let endpoint = url
+            .join(profiles::routes::FRONTCHANNEL_LOGOUT_PATH)
+            .unwrap();
+        options.settings.ida_logout_uri_list.push(endpoint.into());
+    }
+    let lms_host = options.settings.host.clone();
     let standin = StandIn::spawn("127.0.0.1:0".parse().unwrap(), options.settings)
         .await
         .unwrap();
     standin.add_user(LmsUser::demo_learner());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
     let redirect_uris = if options.register_signed_out {
         vec![format!("{url}authorize/"), format!("{url}signed-out/")]
     } else {
@@ -87,6 +105,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if lms_host.is_some() {
+        let internal = format!("http://{}/", standin.addr());
+        vars.insert("LMS_INTERNAL_URL".into(), internal);
+    }
     let proxy = if options.behind_proxy {
         let proxy = proxy::Proxy::spawn(standin.url().clone()).await;
         vars.insert("LMS_INTERNAL_URL".into(), proxy.url.to_string());
@@ -99,10 +121,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     let (state, task) = serve(listener, &vars, options.tweak).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
+    let mut client = browser_builder(&jar);
+    // Both listen on loopback; the port comes from the URL.
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    for host in options.app_host.into_iter().chain(lms_host.as_deref()) {
+        client = client.resolve(host, loopback);
+    }
     TestApp {
         url,
         standin,
-        client: browser(&jar),
+        client: client.build().unwrap(),
         jar,
         vars,
         db_path,
@@ -132,11 +160,13 @@ async fn serve(
 
 /// A client that keeps cookies in `jar` like a browser and never follows redirects by itself.
 pub fn browser(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    browser_builder(jar).build().unwrap()
+}
+
+fn browser_builder(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 /// Where a redirect points, resolved against the URL that answered.

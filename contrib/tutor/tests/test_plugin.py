@@ -52,7 +52,7 @@ class PluginTest(unittest.TestCase):
         self.assertEqual(environment["LMS_URL"], "http://local.openedx.io")
         self.assertEqual(environment["LMS_CLIENT_ID"], "profiles")
         self.assertEqual(environment["LMS_CLIENT_SECRET"], self.config["PROFILES_OAUTH2_SECRET"])
-        self.assertEqual(environment["PUBLIC_URL"], "http://127.0.0.1:8080")
+        self.assertEqual(environment["PUBLIC_URL"], "http://profiles.local.openedx.io:8080")
         self.assertEqual(service["ports"], ["8080:8080"])
         self.assertIn("lms", service["depends_on"])
         self.assertIn("../../data/profiles:/data", service["volumes"])
@@ -71,6 +71,25 @@ class PluginTest(unittest.TestCase):
         environment = compose["services"]["profiles"]["environment"]
         self.assertEqual(environment["LMS_URL"], "http://local.openedx.io:8000")
 
+    def test_the_lms_logout_page_loads_the_front_channel_sign_out_beside_studios(self) -> None:
+        for mode, studio in [
+            ("production", "http://studio.local.openedx.io/logout/"),
+            ("development", "http://studio.local.openedx.io:8001/logout/"),
+        ]:
+            path = os.path.join(ROOT, "env", "apps", "openedx", "settings", "lms", f"{mode}.py")
+            with open(path, encoding="utf-8") as f:
+                settings = f.read()
+            lines = [line for line in settings.splitlines() if "IDA_LOGOUT_URI_LIST" in line]
+            print(f"\n{mode}.py:\n" + "\n".join(lines), file=sys.stderr)
+            # The rendered lines, run on the list the LMS's own settings start from.
+            namespace = {"IDA_LOGOUT_URI_LIST": []}
+            exec("\n".join(line.strip() for line in lines), namespace)
+            self.assertEqual(
+                namespace["IDA_LOGOUT_URI_LIST"],
+                ["http://profiles.local.openedx.io:8080/frontchannel-logout/", studio],
+                mode,
+            )
+
     def test_init_registers_the_application_like_tutor_does_for_studio(self) -> None:
         tasks = [
             (service, env.render_str(self.config, task))
@@ -86,8 +105,8 @@ class PluginTest(unittest.TestCase):
         secret = self.config["PROFILES_OAUTH2_SECRET"]
         expected = (
             "./manage.py lms create_dot_application --grant-type authorization-code "
-            '--redirect-uris "http://127.0.0.1:8080/authorize/ '
-            'http://127.0.0.1:8080/signed-out/" --client-id profiles '
+            '--redirect-uris "http://profiles.local.openedx.io:8080/authorize/ '
+            'http://profiles.local.openedx.io:8080/signed-out/" --client-id profiles '
             f"--client-secret {secret} --scopes user_id --skip-authorization --update "
             "profiles profiles"
         )

@@ -6,6 +6,8 @@ Run profiles beside a Tutor LMS.
 - Its client secret is generated once and kept in ``config.yml`` (``CONFIG_UNIQUE``).
 - ``tutor local do init`` registers the OAuth application in the LMS exactly as Tutor core does
   for Studio: ``manage_user`` then ``create_dot_application ... --update``.
+- The LMS's settings list the app's front-channel sign-out in ``IDA_LOGOUT_URI_LIST``, as Tutor
+  lists Studio's ``/logout/``, so signing out of the LMS signs out of the app too.
 
 The image is built from the profiles repository's Dockerfile (``docker build -t profiles .``);
 set ``PROFILES_DOCKER_IMAGE`` to use another tag.
@@ -17,8 +19,10 @@ hooks.Filters.CONFIG_DEFAULTS.add_items(
     [
         ("PROFILES_DOCKER_IMAGE", "profiles:latest"),
         # Where browsers reach the app. The redirect URIs registered in the LMS are built from
-        # it, and the LMS compares them letter for letter.
-        ("PROFILES_PUBLIC_URL", "http://127.0.0.1:8080"),
+        # it, and the LMS compares them letter for letter. A subdomain of the LMS, as Studio's
+        # is, makes the app same-site with it: only then does the browser send the app's
+        # SameSite=Lax cookie to the front-channel sign-out the LMS's logout page loads.
+        ("PROFILES_PUBLIC_URL", "http://profiles.{{ LMS_HOST }}:{{ PROFILES_HOST_PORT }}"),
         ("PROFILES_HOST_PORT", "8080"),
         ("PROFILES_OAUTH2_CLIENT_ID", "profiles"),
         ("PROFILES_LMS_USER", "profiles"),
@@ -67,6 +71,17 @@ hooks.Filters.ENV_PATCHES.add_items(
         ),
         ("local-docker-compose-permissions-command", "setowner 10001 /mounts/profiles"),
     ]
+)
+
+# The LMS's logout page loads each of these URLs, plus ?no_redirect=1, in a hidden iframe.
+hooks.Filters.ENV_PATCHES.add_item(
+    (
+        "openedx-lms-common-settings",
+        """
+# profiles: signing out of the LMS signs out of profiles too
+IDA_LOGOUT_URI_LIST.append("{{ PROFILES_PUBLIC_URL }}/frontchannel-logout/")
+""",
+    )
 )
 
 # Tutor dev serves the LMS on port 8000 of the public host.
