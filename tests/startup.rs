@@ -72,36 +72,55 @@ impl Drop for Killed {
     }
 }
 
-#[tokio::test]
-async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = Killed(
-        serve(&[("BIND", &port.to_string())])
-            .spawn()
-            .expect("profiles serve runs"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
+/// `profiles serve` on a free port, its log read line by line from the pipe.
+struct Served {
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    /// Starts the server and reads its log up to the line that says it listens.
+    async fn start() -> (Killed, std::net::SocketAddr, Self) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut child = Killed(
+            serve(&[("BIND", &port.to_string())])
+                .spawn()
+                .expect("profiles serve runs"),
+        );
+        let stdout = child.0.stdout.take().unwrap();
+        let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if lines_tx.send(line.unwrap()).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    let mut log = Vec::new();
-    let mut next_line = async || {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
+        });
+        let mut served = Self {
+            lines,
+            seen: Vec::new(),
+        };
+        while !served.next_line().await.contains("profiles is listening") {}
+        (child, port, served)
+    }
+
+    async fn next_line(&mut self) -> String {
+        let line = tokio::time::timeout(Duration::from_secs(20), self.lines.recv())
             .await
             .expect("a log line")
             .expect("the log goes on");
-        log.push(line.clone());
+        self.seen.push(line.clone());
         line
-    };
-    while !next_line().await.contains("profiles is listening") {}
+    }
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
+    let (_child, port, mut log) = Served::start().await;
+    let mut next_line = async || log.next_line().await;
     let response = reqwest::get(format!("http://{port}/no-such-page"))
         .await
         .unwrap();
@@ -112,7 +131,7 @@ async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
             break line;
         }
     };
-    for line in &log {
+    for line in &log.seen {
         assert!(!line.contains('\u{1b}'), "an escape code in {line:?}");
     }
     let latency = served
@@ -126,34 +145,8 @@ async fn logs_to_a_pipe_carry_no_colour_and_a_rounded_latency() {
 
 #[tokio::test]
 async fn a_stale_or_forged_session_cookie_is_cleared_and_logged_once_below_warn() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = Killed(
-        serve(&[("BIND", &port.to_string())])
-            .spawn()
-            .expect("profiles serve runs"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let mut next_line = async || {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.recv())
-            .await
-            .expect("a log line")
-            .expect("the log goes on");
-        log.push(line.clone());
-        line
-    };
-    while !next_line().await.contains("profiles is listening") {}
+    let (_child, port, mut log) = Served::start().await;
+    let mut next_line = async || log.next_line().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -178,18 +171,21 @@ async fn a_stale_or_forged_session_cookie_is_cleared_and_logged_once_below_warn(
         while !next_line().await.contains("served") {}
     }
     let stale: Vec<_> = log
+        .seen
         .iter()
         .filter(|l| l.contains("matched no live session"))
         .collect();
-    assert_eq!(stale.len(), 1, "{log:#?}");
+    assert_eq!(stale.len(), 1, "{:#?}", log.seen);
     assert!(stale[0].contains("INFO"), "{}", stale[0]);
     let serving = log
+        .seen
         .iter()
         .skip_while(|l| !l.contains("profiles is listening"));
     assert!(
         !serving
             .clone()
             .any(|l| l.contains("WARN") || l.contains("ERROR")),
-        "{log:#?}"
+        "{:#?}",
+        log.seen
     );
 }
