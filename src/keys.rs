@@ -4,7 +4,8 @@
 //!
 //! `SECRET_KEYS` is a comma-separated list, newest first: the newest seals, every listed key
 //! opens. To rotate, put a new key in front, and drop the old one once nothing it sealed is alive
-//! (pending sign-ins live 10 minutes; tokens as long as their sessions, `SESSION_MAX_MINUTES`).
+//! (pending sign-ins live 10 minutes; a token sealed at sign-in can live until
+//! `SESSION_MAX_MINUTES` + `SESSION_IDLE_MINUTES` + a minute, unless a refresh re-sealed it).
 //!
 //! Why not the `cookie` crate's private jar: it takes one key, has no key id to rotate with, and
 //! seals cookies only; tokens at rest need the same construction, so both use this one.

@@ -162,11 +162,10 @@ impl PendingCookies {
     pub fn begin(&self, headers: &HeaderMap, pending: &PendingSignIn) -> Vec<HeaderValue> {
         let mut earlier: Vec<(i64, String)> = Vec::new();
         let mut set_cookies = Vec::new();
-        for (i, (name, value)) in self.sent(headers).into_iter().enumerate() {
-            let started_at = (i < MAX_PENDING_READ)
-                .then(|| self.open(&name, &value))
-                .flatten()
-                .map(|p| p.started_at);
+        // Only so many are looked at (and, if stale, removed): a request with more was not made by
+        // this app's pages, and must not make the answer grow with it.
+        for (name, value) in self.sent(headers).into_iter().take(MAX_PENDING_READ) {
+            let started_at = self.open(&name, &value).map(|p| p.started_at);
             match started_at {
                 Some(at) if !pending_expired(at, pending.started_at) => earlier.push((at, name)),
                 _ => set_cookies.push(self.removal(name)),
@@ -343,6 +342,10 @@ impl AppSession {
     /// session's row (none at all without a session cookie). When the idle expiry would move by
     /// at least a tenth of the idle time, the session is marked for saving, which pushes it back.
     pub async fn presence(&self, config: &Config) -> Result<Presence, AppError> {
+        if self.0.id().is_none() {
+            // No session cookie: nobody to look up, and no record worth making.
+            return Ok(Presence::Anonymous);
+        }
         let Some(signed_in) = self.0.get::<SignedIn>(SIGNED_IN_KEY).await? else {
             return Ok(Presence::Anonymous);
         };

@@ -69,13 +69,6 @@ pub struct SessionRow {
     pub token: StoredToken,
 }
 
-/// What an earlier release left: tokens stored in clear, and how many sessions there were.
-#[derive(Debug)]
-pub struct LegacySessions {
-    pub tokens: Vec<Token>,
-    pub sessions: u64,
-}
-
 /// A database failure, or a stored token that no longer opens or parses.
 #[derive(Debug)]
 pub enum StoreError {
@@ -293,7 +286,9 @@ impl Store {
         data: &str,
         expiry_date: i64,
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE sessions SET data = $1, expiry_date = $2 WHERE id = $3";
+        // A reaper's claim on a session that is used again is void: its delete checks the claim.
+        let sql = "UPDATE sessions SET data = $1, expiry_date = $2, reaping_until = NULL
+                   WHERE id = $3";
         on_pool!(self, pool => {
             sqlx::query(sql).bind(data).bind(expiry_date).bind(key).execute(pool).await.map(|_| ())
         })?;
@@ -307,11 +302,13 @@ impl Store {
         Ok(())
     }
 
-    /// A session's token as stored now (for a request waiting out another's refresh).
-    pub async fn token(&self, key: &str) -> Result<Option<StoredToken>, StoreError> {
-        let sql = "SELECT token, token_version, refreshing_until FROM sessions WHERE id = $1";
-        let row: Option<(String, i64, Option<i64>)> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
+    /// A live session's token as stored now (for a request waiting out another's refresh).
+    pub async fn token(&self, key: &str, now: i64) -> Result<Option<StoredToken>, StoreError> {
+        let sql = "SELECT token, token_version, refreshing_until FROM sessions
+                   WHERE id = $1 AND expiry_date > $2";
+        let row: Option<(String, i64, Option<i64>)> = on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
+        })?;
         row.map(|(sealed, version, refreshing_until)| {
             Ok(StoredToken {
                 token: self.open_token(key, &sealed)?,
@@ -333,8 +330,10 @@ impl Store {
         now: i64,
         until: i64,
     ) -> Result<bool, StoreError> {
+        // Never on an expired session: the reaper may already hold it for revocation, and a
+        // refreshed token stored behind its back would outlive the session un-revoked.
         let sql = "UPDATE sessions SET refreshing_until = $1
-                   WHERE id = $2 AND token_version = $3
+                   WHERE id = $2 AND token_version = $3 AND expiry_date > $4
                      AND (refreshing_until IS NULL OR refreshing_until < $4)";
         let affected = on_pool!(self, pool => {
             sqlx::query(sql)
@@ -390,8 +389,19 @@ impl Store {
         let sql = "DELETE FROM sessions WHERE id = $1 RETURNING token";
         let row: Option<(String,)> =
             on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
-        row.map(|(sealed,)| self.open_token(key, &sealed))
-            .transpose()
+        Ok(row.and_then(|(sealed,)| self.open_or_report(key, &sealed)))
+    }
+
+    /// A token that does not open (its key left `SECRET_KEYS`) cannot be revoked: say so, once
+    /// per session, rather than fail whatever was ending it.
+    fn open_or_report(&self, key: &str, sealed: &str) -> Option<Token> {
+        match self.open_token(key, sealed) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "ended a session whose token could not be revoked");
+                None
+            }
+        }
     }
 
     /// Ends a session only if its token is still at `version`: a refresh the LMS refused must not
@@ -408,66 +418,131 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` expired sessions until `until`, so that one replica revokes their
-    /// tokens while the others skip them; returns each one's key and token (`None` when it no
-    /// longer opens).
+    /// Claims up to `limit` expired sessions until `until`, so that one replica ends them while
+    /// the others skip them; returns their keys. The conditions stand in the outer `WHERE` too:
+    /// PostgreSQL re-checks only those after waiting for a row another replica just claimed.
     pub async fn claim_expired_sessions(
         &self,
         now: i64,
         until: i64,
         limit: i64,
-    ) -> Result<Vec<(String, Option<Token>)>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let sql = "UPDATE sessions SET reaping_until = $1
                    WHERE id IN (SELECT id FROM sessions
                                 WHERE expiry_date <= $2
                                   AND (reaping_until IS NULL OR reaping_until < $2)
                                 LIMIT $3)
-                   RETURNING id, token";
-        let rows: Vec<(String, String)> = on_pool!(self, pool => {
+                     AND expiry_date <= $2
+                     AND (reaping_until IS NULL OR reaping_until < $2)
+                   RETURNING id";
+        let rows: Vec<(String,)> = on_pool!(self, pool => {
             sqlx::query_as(sql).bind(until).bind(now).bind(limit).fetch_all(pool).await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, sealed)| {
-                let token = self.open_token(&key, &sealed).ok();
-                (key, token)
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(key,)| key).collect())
     }
 
-    /// Deletes an expired session this replica claimed (and nobody revived meanwhile).
+    /// Deletes an expired session this replica claimed, unless it was used again meanwhile, and
+    /// returns the token it held at that instant: the one to revoke, even if a refresh replaced
+    /// the token the claim saw. `None` when there is nothing to revoke.
     pub async fn delete_reaped_session(
         &self,
         key: &str,
         claimed_until: i64,
-    ) -> Result<(), StoreError> {
-        let sql = "DELETE FROM sessions WHERE id = $1 AND reaping_until = $2";
-        on_pool!(self, pool => {
-            sqlx::query(sql).bind(key).bind(claimed_until).execute(pool).await.map(|_| ())
+        now: i64,
+    ) -> Result<Option<Token>, StoreError> {
+        let sql = "DELETE FROM sessions
+                   WHERE id = $1 AND reaping_until = $2 AND expiry_date <= $3
+                   RETURNING token";
+        let row: Option<(String,)> = on_pool!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(key)
+                .bind(claimed_until)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
         })?;
+        Ok(row.and_then(|(sealed,)| self.open_or_report(key, &sealed)))
+    }
+
+    /// The tokens an earlier release stored in clear, by row id: revoke each, then
+    /// [`forget_legacy_token`](Self::forget_legacy_token) it. A row that does not parse is
+    /// deleted at once (nothing could revoke it) and counted in the second number.
+    pub async fn legacy_tokens(&self) -> Result<(Vec<(String, Token)>, usize), StoreError> {
+        let sql = "SELECT id, token FROM legacy_tokens";
+        let rows: Vec<(String, String)> =
+            on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)?;
+        let mut tokens = Vec::new();
+        let mut unreadable = 0;
+        for (id, json) in rows {
+            match serde_json::from_str(&json) {
+                Ok(token) => tokens.push((id, token)),
+                Err(_) => {
+                    unreadable += 1;
+                    self.forget_legacy_token(&id).await?;
+                }
+            }
+        }
+        Ok((tokens, unreadable))
+    }
+
+    /// Deletes one clear-text token of an earlier release (after its revocation), overwriting
+    /// its bytes on SQLite (`secure_delete`), where a deleted row otherwise stays readable in the
+    /// file's free pages.
+    pub async fn forget_legacy_token(&self, id: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM legacy_tokens WHERE id = $1";
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("PRAGMA secure_delete = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                let deleted = sqlx::query(sql).bind(id).execute(&mut *conn).await;
+                sqlx::query("PRAGMA secure_delete = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                deleted?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sql).bind(id).execute(pool).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Takes the tokens an earlier release stored in clear, deleting them and every session of
-    /// that release in one transaction; replicas starting together each get a disjoint share.
-    pub async fn take_legacy_sessions(&self) -> Result<LegacySessions, StoreError> {
-        let (tokens, sessions): (Vec<(String,)>, u64) = on_pool!(self, pool => {
+    /// Once every clear-text token is revoked and gone: drops the earlier release's tables (its
+    /// sessions only pointed at those tokens). Returns how many sessions they held.
+    pub async fn drop_legacy_tables(&self) -> Result<i64, StoreError> {
+        let sessions: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM legacy_sessions").fetch_one(pool).await
+        })?;
+        on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let tokens = sqlx::query_as("DELETE FROM legacy_tokens RETURNING token")
-                .fetch_all(&mut *tx)
-                .await?;
-            let sessions = sqlx::query("DELETE FROM legacy_sessions")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            sqlx::query("DROP TABLE IF EXISTS legacy_tokens").execute(&mut *tx).await?;
+            sqlx::query("DROP TABLE IF EXISTS legacy_sessions").execute(&mut *tx).await?;
             tx.commit().await?;
-            (tokens, sessions)
         });
-        let tokens = tokens
-            .into_iter()
-            .filter_map(|(json,)| serde_json::from_str(&json).ok())
-            .collect();
-        Ok(LegacySessions { tokens, sessions })
+        if let Db::Sqlite(pool) = &self.db {
+            // The write-ahead log still holds the pages as they were before the overwrite; move
+            // the overwritten ones into the database and empty the log.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(sessions)
+    }
+
+    /// Whether the tables of an earlier release are still there (the first start after it).
+    pub async fn has_legacy_tables(&self) -> Result<bool, StoreError> {
+        let sql = match self.db {
+            Db::Sqlite(_) => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'legacy_tokens'"
+            }
+            Db::Postgres(_) => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'legacy_tokens'"
+            }
+        };
+        let count: i64 = on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await)?;
+        Ok(count > 0)
     }
 
     /// How many signed-in sessions are stored (for tests and benchmarks).
@@ -625,10 +700,10 @@ mod tests {
                 .expect("swap")
                 .rows_affected()
         });
-        assert!(matches!(store.token("b").await, Err(StoreError::Sealed)));
+        assert!(matches!(store.token("b", 0).await, Err(StoreError::Sealed)));
         assert_eq!(
             store
-                .token("a")
+                .token("a", 0)
                 .await
                 .expect("a")
                 .expect("row")
@@ -695,7 +770,7 @@ mod tests {
         let second = Store::connect(&url, None).await.expect("second start");
         assert_eq!(
             second
-                .token("k")
+                .token("k", 0)
                 .await
                 .expect("opens")
                 .expect("row")

@@ -70,7 +70,10 @@ pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<T
             }));
         }
         tokio::time::sleep(POLL).await;
-        row = store.token(key).await?.ok_or(TokenError::Ended)?;
+        row = store
+            .token(key, unix_now())
+            .await?
+            .ok_or(TokenError::Ended)?;
     }
 }
 
@@ -79,13 +82,23 @@ pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<T
 /// listen.
 pub async fn end_session(state: &AppState, key: &str) -> Result<(), StoreError> {
     if let Some(token) = state.store.take_session_token(key).await? {
-        revoke(state, &token).await;
+        revoke_surely(state, token).await;
     }
     Ok(())
 }
 
+/// Revokes `token` on a task of its own, so that a request cancelled meanwhile (the browser went
+/// away, the request timed out) cannot leave a token deleted here but alive at the LMS.
+pub async fn revoke_surely(state: &AppState, token: Token) -> bool {
+    let task = {
+        let state = state.clone();
+        tokio::spawn(async move { revoke(&state, &token).await })
+    };
+    task.await.unwrap_or(false)
+}
+
 /// Revokes what the LMS can revoke of `token`, logging a failure.
-pub async fn revoke(state: &AppState, token: &Token) -> bool {
+async fn revoke(state: &AppState, token: &Token) -> bool {
     match state.lms.revoke(token).await {
         Ok(()) => true,
         Err(e) => {
@@ -103,10 +116,11 @@ pub struct Reaped {
     pub failed: usize,
 }
 
-/// Ends sessions past their expiry: claims a batch (so one replica handles each), revokes their
-/// refresh tokens at the LMS (a few at a time, each bounded by `LMS_TIMEOUT_SECS`), then deletes
-/// them. A token the LMS could not revoke is deleted anyway (best effort, logged): it dies at the
-/// LMS within its own lifetime.
+/// Ends sessions past their expiry: claims a batch (so one replica handles each), deletes each
+/// one (unless it was used again meanwhile) taking the token it held at that instant, and revokes
+/// that token at the LMS, a few at a time, each bounded by `LMS_TIMEOUT_SECS`. A token the LMS
+/// could not revoke is gone here anyway (best effort, logged): it dies at the LMS within its own
+/// lifetime.
 pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
     let mut reaped = Reaped::default();
     loop {
@@ -122,15 +136,14 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
         let full = batch.len() as i64 == REAP_BATCH;
         for chunk in batch.chunks(REVOKE_CONCURRENCY) {
             let mut revocations = tokio::task::JoinSet::new();
-            for (key, token) in chunk {
-                let (state, key, token) = (state.clone(), key.clone(), token.clone());
+            for key in chunk {
+                let (state, key) = (state.clone(), key.clone());
                 revocations.spawn(async move {
-                    let revoked = match &token {
-                        Some(token) => Some(revoke(&state, token).await),
+                    let token = state.store.delete_reaped_session(&key, until, now).await?;
+                    Ok::<_, StoreError>(match token {
+                        Some(token) => Some(revoke(&state, &token).await),
                         None => None,
-                    };
-                    state.store.delete_reaped_session(&key, until).await?;
-                    Ok::<_, StoreError>(revoked)
+                    })
                 });
             }
             while let Some(joined) = revocations.join_next().await {
@@ -159,31 +172,53 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
     Ok(reaped)
 }
 
-/// Ends the sessions an earlier release stored with their tokens in clear: those tokens are
-/// revoked at the LMS, not sealed, because a token that has sat unencrypted on disk (and in its
-/// backups) may have been copied. Each person signs in again; the log says why.
+/// Ends the sessions an earlier release stored with their tokens in clear: each token is revoked
+/// at the LMS, not sealed, because a token that sat unencrypted on disk (and in its backups) may
+/// have been copied, and is deleted only once the LMS confirmed, so one the LMS could not revoke
+/// now is tried again at the next start. When none is left, the old tables go. Each person signs
+/// in again; the log says why.
 pub async fn end_legacy_sessions(state: &AppState) -> Result<(), StoreError> {
-    let legacy = state.store.take_legacy_sessions().await?;
-    if legacy.sessions == 0 && legacy.tokens.is_empty() {
+    let store = &state.store;
+    if !store.has_legacy_tables().await? {
         return Ok(());
     }
+    let (tokens, unreadable) = store.legacy_tokens().await?;
     let mut revoked = 0;
-    for chunk in legacy.tokens.chunks(REVOKE_CONCURRENCY) {
+    for chunk in tokens.chunks(REVOKE_CONCURRENCY) {
         let mut revocations = tokio::task::JoinSet::new();
-        for token in chunk {
-            let (state, token) = (state.clone(), token.clone());
-            revocations.spawn(async move { revoke(&state, &token).await });
+        for (id, token) in chunk {
+            let (state, id, token) = (state.clone(), id.clone(), token.clone());
+            revocations.spawn(async move {
+                if revoke(&state, &token).await {
+                    state.store.forget_legacy_token(&id).await?;
+                    return Ok::<_, StoreError>(true);
+                }
+                Ok(false)
+            });
         }
         while let Some(done) = revocations.join_next().await {
-            revoked += usize::from(matches!(done, Ok(true)));
+            revoked += usize::from(matches!(done, Ok(Ok(true))));
         }
     }
+    let left = tokens.len() - revoked;
+    if left > 0 {
+        tracing::warn!(
+            revoked,
+            left,
+            unreadable,
+            "could not revoke every token an earlier release stored in clear; the rest are tried \
+             again at the next start"
+        );
+        return Ok(());
+    }
+    let sessions = store.drop_legacy_tables().await?;
     tracing::warn!(
-        sessions = legacy.sessions,
-        tokens = legacy.tokens.len(),
+        sessions,
         revoked,
-        "ended the sessions an earlier release stored with unencrypted tokens; their tokens were \
-         revoked at the LMS, and those people sign in again"
+        unreadable,
+        "ended the sessions an earlier release stored with unencrypted tokens: their tokens were \
+         revoked at the LMS and overwritten, and those people sign in again (backups taken before \
+         this start still hold the tokens in clear; they are revoked now)"
     );
     Ok(())
 }
@@ -198,11 +233,9 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
                 state.metrics.token_refresh("ok");
                 return Ok(token);
             }
-            if store.token(&key).await?.is_none() {
+            if store.token(&key, unix_now()).await?.is_none() {
                 // Signed out while the LMS answered: the new token must not outlive the session.
-                if let Err(e) = state.lms.revoke(&token).await {
-                    tracing::warn!(error = %e, "could not revoke a token refreshed during sign-out");
-                }
+                revoke(&state, &token).await;
                 return Err(TokenError::Ended);
             }
             // The claim lapsed and another request stored a newer token; this one still works

@@ -434,48 +434,192 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
     assert_eq!(sessions_stored(&app).await, 0);
 }
 
-#[tokio::test]
-async fn sessions_of_an_earlier_release_are_ended_and_their_clear_tokens_revoked() {
+/// The one signed-in session's row key and its token, as stored.
+async fn the_stored_session(app: &TestApp) -> (String, profiles::lms::Token) {
     use sqlx::{Connection, SqliteConnection};
-    let app = spawn_app().await;
-    app.sign_in().await;
-    // An earlier release kept this very token in clear; play that back into its tables.
-    let key = app
-        .state
-        .store
-        .claim_expired_sessions(i64::MAX - 1, i64::MAX, 10)
-        .await
-        .unwrap();
-    let token = key[0].1.clone().expect("opens");
-    let json = serde_json::to_string(&token).unwrap();
     let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO legacy_tokens (id, token, version, created_at, updated_at) \
-         VALUES ('old', $1, 0, 0, 0)",
-    )
-    .bind(&json)
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let key: String = sqlx::query_scalar("SELECT id FROM sessions")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let token = app.state.store.token(&key, 0).await.unwrap().unwrap().token;
+    (key, token)
+}
+
+/// Plays back what an earlier release left: `tokens` kept in clear, in its (renamed) tables.
+async fn plant_legacy_rows(app: &TestApp, rows: &[(&str, String)]) {
+    use sqlx::{Connection, SqliteConnection};
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .unwrap();
+    for (id, json) in rows {
+        sqlx::query(
+            "INSERT INTO legacy_tokens (id, token, version, created_at, updated_at) \
+             VALUES ($1, $2, 0, 0, 0)",
+        )
+        .bind(id)
+        .bind(json)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
     sqlx::query("INSERT INTO legacy_sessions (id, data, expiry_date) VALUES ('s', x'00', 0)")
         .execute(&mut db)
         .await
         .unwrap();
+}
+
+async fn legacy_tables(app: &TestApp) -> i64 {
+    use sqlx::{Connection, SqliteConnection};
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'legacy_%'")
+        .fetch_one(&mut db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_of_an_earlier_release_are_ended_and_their_clear_tokens_revoked() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    // An earlier release kept this very token in clear.
+    let (_, token) = the_stored_session(&app).await;
+    let json = serde_json::to_string(&token).unwrap();
+    let refresh = token.refresh_token.as_ref().unwrap().expose().to_owned();
+    plant_legacy_rows(&app, &[("old", json), ("garbled", "{not json".into())]).await;
 
     profiles::tokens::end_legacy_sessions(&app.state)
         .await
         .unwrap();
     assert_eq!(app.standin.calls("revoke"), 1);
     assert_eq!(app.standin.live_refresh_tokens(), 0);
-    for table in ["legacy_tokens", "legacy_sessions"] {
-        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut db)
+    assert_eq!(legacy_tables(&app).await, 0, "the old tables are gone");
+    assert!(
+        !contains(&database_bytes(&app), &refresh),
+        "the clear-text token is overwritten, not just unlinked"
+    );
+}
+
+#[tokio::test]
+async fn clear_tokens_the_lms_could_not_revoke_are_kept_for_the_next_start() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    let (_, token) = the_stored_session(&app).await;
+    plant_legacy_rows(&app, &[("old", serde_json::to_string(&token).unwrap())]).await;
+    app.standin.set_fault(
+        "revoke",
+        Some(profiles::standin::Fault::Respond {
+            status: 503,
+            content_type: "text/html",
+            body: "down".into(),
+        }),
+    );
+    profiles::tokens::end_legacy_sessions(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(legacy_tables(&app).await, 2, "kept for another try");
+
+    app.standin.set_fault("revoke", None);
+    profiles::tokens::end_legacy_sessions(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+    assert_eq!(legacy_tables(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
+    let app = spawn_app_with(Options {
+        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    let (key, _) = the_stored_session(&app).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let now = profiles::lms::unix_now();
+    let claimed = app
+        .state
+        .store
+        .claim_expired_sessions(now, now + 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed, std::slice::from_ref(&key));
+    // A request that read the session just before it expired tries to refresh its token now.
+    assert!(
+        !app.state
+            .store
+            .claim_refresh(&key, 0, now, now + 30)
             .await
-            .unwrap();
-        assert_eq!(rows, 0, "{table}");
-    }
+            .unwrap(),
+        "an expired session's token is not refreshed"
+    );
+    let taken = app
+        .state
+        .store
+        .delete_reaped_session(&key, now + 60, now)
+        .await
+        .unwrap();
+    assert!(taken.is_some(), "the reaper gets the token to revoke");
+}
+
+#[tokio::test]
+async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
+    let app = spawn_app_with(Options {
+        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    let (key, _) = the_stored_session(&app).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let now = profiles::lms::unix_now();
+    let claimed = app
+        .state
+        .store
+        .claim_expired_sessions(now, now + 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The session is saved with a new expiry (as a request that read it just in time would).
+    app.state
+        .store
+        .save_session(&key, "{}", now + 3600)
+        .await
+        .unwrap();
+    let taken = app
+        .state
+        .store
+        .delete_reaped_session(&key, now + 60, now)
+        .await
+        .unwrap();
+    assert!(taken.is_none());
+    assert_eq!(sessions_stored(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_pending_cookies_gets_a_bounded_answer() {
+    let app = spawn_app().await;
+    let cookies: Vec<String> = (0..200)
+        .map(|i| format!("profiles_signin_{i:016x}=junk"))
+        .collect();
+    let response = anonymous()
+        .get(app.url.clone())
+        .header(header::COOKIE, cookies.join("; "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set_cookies = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .count();
+    assert!(set_cookies <= 17, "{set_cookies} Set-Cookie headers");
 }
 
 #[cfg(unix)]

@@ -17,6 +17,8 @@ use crate::{
 
 /// Where a person lands after signing in when the sign-in named no `next`.
 const DEFAULT_NEXT: &str = "/profile/";
+/// The longest `next` kept (bytes); a longer one is ignored and the sign-in ends on the profile.
+const MAX_NEXT: usize = 512;
 /// Real callbacks are a few hundred bytes; anything far larger is not from the LMS.
 const MAX_CALLBACK_QUERY: usize = 4096;
 
@@ -152,7 +154,27 @@ async fn complete(
         .lms
         .exchange_code(&code, &pending.pkce_verifier)
         .await?;
-    let account = state.lms.profile(&token).await?;
+    match sign_in_with(state, session, &token).await {
+        Ok(()) => {}
+        Err(e) => {
+            // Nobody can reach this token any more: it must not stay alive at the LMS.
+            tokens::revoke_surely(state, token).await;
+            return Err(e);
+        }
+    }
+    // Checked again although the cookie is sealed: no key mistake may turn it into an open
+    // redirect.
+    let next = pending.next.as_deref().filter(|n| is_safe_next(n));
+    Ok(Redirect::to(next.unwrap_or(DEFAULT_NEXT)).into_response())
+}
+
+/// With a fresh token: reads the account, records the sign-in and makes the session.
+async fn sign_in_with(
+    state: &AppState,
+    session: &AppSession,
+    token: &crate::lms::Token,
+) -> Result<(), AppError> {
+    let account = state.lms.profile(token).await?;
     let user_id = account
         .id
         .or_else(|| token.claims().and_then(|c| c.user_id()));
@@ -174,10 +196,8 @@ async fn complete(
         tokens::end_session(state, &previous).await?;
     }
     session
-        .complete_sign_in(SignedIn::new(account, now), &token)
-        .await?;
-
-    Ok(Redirect::to(pending.next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response())
+        .complete_sign_in(SignedIn::new(account, now), token)
+        .await
 }
 
 /// `next` must be a path on this site: `/x`, never `//evil`, `/\evil`, `https://evil` or an
@@ -199,8 +219,10 @@ pub fn is_safe_next(next: &str) -> bool {
         .map(|(_, v)| v.into_owned())
         .next()
         .unwrap_or_default();
-    next.len() <= 1024
-        && !next.contains(' ')
+    // It rides in the pending sign-in cookie: five of those in flight must stay well inside the
+    // 8 KiB request-header limit common proxies enforce, even with every byte JSON-escaped.
+    next.len() <= MAX_NEXT
+        && !next.contains(['"', ' '])
         && same_origin_path(next)
         && same_origin_path(&decoded)
 }
@@ -236,6 +258,7 @@ mod tests {
             "/\t/evil.example",
             "/%09/evil.example",
             "javascript:alert(1)",
+            "/a\"b",
             "/.//evil.example",
             "/%2E//evil.example",
             "/a/../..//evil.example",
