@@ -173,6 +173,18 @@ impl KeyRing {
     }
 }
 
+/// Lower-case hexadecimal, for digests in names and keys (without `format!` per byte, which
+/// showed in the request profile).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +256,11 @@ mod tests {
         assert!(!err.contains(&short));
         let err = KeyRing::parse(&format!("{},%%%", KeyRing::generate_key())).expect_err("bad");
         assert_eq!(err, "key 2 is not base64");
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 9, 10, 255]), "00090aff");
     }
 
     #[test]

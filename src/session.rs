@@ -25,7 +25,7 @@ use tower_sessions::{
 use crate::{
     config::Config,
     error::AppError,
-    keys::{KeyRing, Purpose},
+    keys::{KeyRing, Purpose, hex},
     lms::{Account, Token, unix_now},
     secret::Secret,
     store::{
@@ -137,8 +137,7 @@ impl PendingCookies {
 
     fn name(&self, state: &str) -> String {
         let digest = Sha256::digest(state.as_bytes());
-        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}{tag}", self.prefix())
+        format!("{}{}", self.prefix(), hex(&digest[..8]))
     }
 
     fn cookie(&self, name: String, value: String, max_age: CookieDuration) -> HeaderValue {

@@ -21,7 +21,10 @@ use tower_sessions::{
 };
 
 use super::{Store, StoreError, StoredToken};
-use crate::lms::{Token, unix_now};
+use crate::{
+    keys::hex,
+    lms::{Token, unix_now},
+};
 
 /// Reserved record key: the session's token ([`LoadedToken`] on load, [`Token`] on create).
 pub const TOKEN_KEY: &str = "_token";
@@ -49,14 +52,7 @@ impl From<LoadedToken> for StoredToken {
 /// The row key of a session id: its SHA-256, so the database holds no cookie value that would
 /// sign anyone in.
 pub fn session_key(id: &Id) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(id.to_string().as_bytes());
-    let mut key = String::with_capacity(64);
-    for b in digest {
-        key.push(char::from(HEX[usize::from(b >> 4)]));
-        key.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    key
+    hex(&Sha256::digest(id.to_string().as_bytes()))
 }
 
 #[derive(Clone, Debug)]
