@@ -9,9 +9,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use openedx_client::LmsError;
 
 use crate::{
-    lms::LmsError,
     middleware::{current_lms, current_request_id},
     session::Interrupted,
     store::StoreError,

@@ -24,19 +24,16 @@
 //!   `profiles demo` and the tests, never by the app's own request paths.
 //! - [`demo`]: `profiles demo`, the stand-in and the app together on loopback.
 
-pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod keys;
-pub mod lms;
 pub mod metrics;
 pub mod middleware;
 pub mod names;
 pub mod routes;
-pub mod secret;
 pub mod session;
-pub mod standin;
 pub mod store;
 pub mod templates;
 pub mod tokens;
@@ -45,9 +42,9 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::{
-    config::Config, lms::LmsClient, metrics::Metrics, session::PendingCookies, store::Store,
-};
+use openedx_client::LmsClient;
+
+use crate::{config::Config, metrics::Metrics, session::PendingCookies, store::Store};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -66,7 +63,11 @@ impl AppState {
         let store =
             Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
         let metrics = Arc::new(Metrics::default());
-        let lms = Arc::new(LmsClient::new(&config, metrics.clone())?);
+        let observed = metrics.clone();
+        let lms = LmsClient::new(config.lms.clone())
+            .map_err(|e| e.to_string())?
+            .on_call(move |endpoint, took| observed.lms_call(endpoint.label(), took));
+        let lms = Arc::new(lms);
         let pending = PendingCookies::new(store.keys().clone(), &config);
         Ok(Self {
             config: Arc::new(config),
@@ -81,17 +82,12 @@ impl AppState {
 /// The whole app: routes, sessions and the middleware stack. Tests serve exactly this.
 pub fn app(state: AppState) -> Router {
     let config = &state.config;
-    let lms_origin = config.lms_url.origin().ascii_serialization();
+    let lms_origin = config.lms.url.origin().ascii_serialization();
     let stack = middleware::StackConfig {
-        lms_name: config
-            .lms_url
-            .host_str()
-            .unwrap_or("the LMS")
-            .to_owned()
-            .into(),
+        lms_name: config.lms_name().into(),
         // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS; a reload
         // may first wait out another request's refresh (one more call, plus its claim's margin).
-        request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
+        request_timeout: config.lms.timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
         framable_content_security_policy: middleware::framable_content_security_policy(&lms_origin),
         metrics: state.metrics.clone(),

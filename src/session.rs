@@ -14,6 +14,7 @@ use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, HeaderValue, header, request::Parts},
 };
+use openedx_client::{Account, Secret, Token, unix_now};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,8 +27,6 @@ use crate::{
     config::Config,
     error::AppError,
     keys::{KeyRing, Purpose},
-    lms::{Account, Token, unix_now},
-    secret::Secret,
     store::{
         StoredToken, session_key,
         sessions::{EXPIRES_KEY, LoadedToken, TOKEN_KEY},

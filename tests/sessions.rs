@@ -193,10 +193,10 @@ async fn a_tampered_pending_sign_in_cookie_is_refused_without_calling_the_lms() 
 async fn an_expired_pending_sign_in_cookie_is_refused_without_calling_the_lms() {
     let app = spawn_app().await;
     let pending = profiles::session::PendingSignIn {
-        state: profiles::secret::Secret::new("an-old-state"),
-        pkce_verifier: profiles::secret::Secret::new("verifier"),
+        state: openedx_client::Secret::new("an-old-state"),
+        pkce_verifier: openedx_client::Secret::new("verifier"),
         next: None,
-        started_at: profiles::lms::unix_now() - 601,
+        started_at: openedx_client::unix_now() - 601,
     };
     let set = app
         .state
@@ -422,7 +422,7 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
     app.sign_in().await;
     app.standin.set_fault(
         "revoke",
-        Some(profiles::standin::Fault::Respond {
+        Some(openedx_standin::Fault::Respond {
             status: 503,
             content_type: "text/html",
             body: "down".into(),

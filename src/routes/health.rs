@@ -46,7 +46,7 @@ pub async fn readyz_details(State(state): State<AppState>) -> Response {
             "error": database.err(),
         },
         "lms": {
-            "url": state.config.lms_internal_url.as_str(),
+            "url": state.config.lms.internal_url.as_str(),
             "reachable": lms.is_ok(),
             "status": lms.as_ref().ok(),
             "error": lms.err(),

@@ -6,13 +6,13 @@ use axum::{
     extract::{RawForm, State},
     response::{IntoResponse, Redirect, Response},
 };
+use openedx_client::{LmsError, Token, unix_now};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
 use super::{SignedInOr, ended, require_signed_in, submitted_csrf};
 use crate::{
     AppState,
     error::AppError,
-    lms::{LmsError, Token, unix_now},
     names,
     session::{AppSession, Current, Ended, SignedIn},
     templates::render,
@@ -48,7 +48,7 @@ pub async fn show(
         SignedInOr::SignedIn(s) => s,
         SignedInOr::Respond(response) => return Ok(response),
     };
-    let lms_url = state.config.lms_url.as_str();
+    let lms_url = state.config.lms.url.as_str();
     Ok(render(&ProfilePage::new(
         &current.signed_in,
         &current.token.token,

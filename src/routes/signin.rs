@@ -5,12 +5,12 @@ use axum::{
     http::{HeaderMap, HeaderValue, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
+use openedx_client::unix_now;
 use serde::Deserialize;
 
 use crate::{
     AppState,
     error::AppError,
-    lms::unix_now,
     session::{AppSession, PendingSignIn, Presence, SignedIn},
     tokens,
 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{LmsClient, LmsError, Token, unix_now};
+use crate::{LmsClient, LmsError, Token, unix_now};
 
 /// Fetches a client-credentials JWT on first use, reuses it until it is within `leeway` of
 /// expiry, then fetches a new one: once, however many callers ask at the same moment (they wait

@@ -8,8 +8,12 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use super::{Endpoint, LmsClient, LmsError, Token, oauth_request_error, parse, send_token_request};
-use crate::{config::join, secret::Secret};
+use super::send_token_request;
+use crate::{
+    Endpoint, LmsClient, LmsError, Secret, Token,
+    config::join,
+    transport::{oauth_request_error, parse},
+};
 
 /// `token_type_hint` for revocation (RFC 7009).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

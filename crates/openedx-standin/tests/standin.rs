@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use profiles::standin::{LmsUser, RegisteredClient, Settings, StandIn};
+use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -15,17 +15,17 @@ use super::{
     DEFAULT_SCOPES, Grant, KNOWN_SCOPES, RegisteredClient, SESSION_COOKIE, Shared, page,
     random_token,
 };
-use crate::templates::render;
+use crate::render;
 
 #[derive(Template)]
-#[template(path = "standin/login.html")]
+#[template(path = "login.html")]
 struct LoginPage<'a> {
     next: &'a str,
     error: Option<&'a str>,
 }
 
 #[derive(Template)]
-#[template(path = "standin/consent.html")]
+#[template(path = "consent.html")]
 struct ConsentPage<'a> {
     client_id: &'a str,
     username: &'a str,
@@ -33,7 +33,7 @@ struct ConsentPage<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "standin/logout.html")]
+#[template(path = "logout.html")]
 struct LogoutPage<'a> {
     target: &'a str,
     logout_uris: Vec<String>,
