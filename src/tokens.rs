@@ -11,7 +11,7 @@ use std::time::Duration;
 use openedx_client::{Endpoint, LmsError, Token, unix_now};
 
 use crate::{
-    AppState,
+    state::AppState,
     store::{StoreError, StoredToken},
 };
 

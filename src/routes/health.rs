@@ -14,7 +14,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is up and serving. Checks nothing else, so a database outage does
 /// not get healthy replicas restarted.

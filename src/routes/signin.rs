@@ -9,9 +9,9 @@ use openedx_client::unix_now;
 use serde::Deserialize;
 
 use crate::{
-    AppState,
     error::AppError,
     session::{AppSession, PendingSignIn, Presence, SignedIn},
+    state::AppState,
     tokens,
 };
 

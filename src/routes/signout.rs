@@ -10,12 +10,12 @@ use axum::{
 };
 use url::Url;
 
-use super::{SignedInOr, end, require_signed_in, submitted_csrf};
 use crate::{
-    AppState,
     error::AppError,
-    middleware::{FramableByLms, current_lms},
+    middleware::FramableByLms,
     session::{AppSession, Ended, Presence},
+    signed_in::{self, SignedInOr, end, submitted_csrf},
+    state::AppState,
     templates::render,
 };
 
@@ -47,7 +47,7 @@ pub async fn logout(
     session: AppSession,
     RawForm(body): RawForm,
 ) -> Result<Response, AppError> {
-    let current = match require_signed_in(&state, &session).await? {
+    let current = match signed_in::require(&state, &session).await? {
         SignedInOr::SignedIn(s) => s,
         // Nothing to end (signed out in another tab, or expired): the outcome is the same.
         SignedInOr::Respond(_) => return Ok(Redirect::to(SIGNED_OUT_HERE).into_response()),
@@ -143,7 +143,7 @@ pub async fn signed_out(State(state): State<AppState>, uri: Uri) -> Response {
     render(&SignedOutPage {
         title,
         message,
-        lms: current_lms(),
+        lms: state.config.lms_name().to_owned(),
         lms_logout,
     })
 }
