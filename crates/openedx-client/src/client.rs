@@ -98,6 +98,8 @@ pub struct LmsClient {
 type CallObserver = Arc<dyn Fn(&Endpoint, Duration) + Send + Sync>;
 
 impl LmsClient {
+    /// A client for `config`'s LMS and application. Fails only when no HTTP client can be built
+    /// (no TLS backend).
     pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout / 2)
@@ -153,6 +155,22 @@ impl LmsClient {
     /// `{LMS_URL}/logout` (no trailing slash), asked to send the browser on to `redirect_url`,
     /// which the LMS does only when that address is part of one of this application's registered
     /// redirect URIs (`openedx.md` §8).
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, LmsClient};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = ClientConfig::new("https://lms.example.org", "my-app", "my-secret")?;
+    /// let client = LmsClient::new(config)?;
+    /// let url = client.logout_url(&"https://app.example.org/signed-out/".parse()?);
+    /// assert_eq!(
+    ///     url.as_str(),
+    ///     "https://lms.example.org/logout?client_id=my-app\
+    ///      &redirect_url=https%3A%2F%2Fapp.example.org%2Fsigned-out%2F"
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn logout_url(&self, redirect_url: &Url) -> Url {
         let mut url = join(&self.browser_root, "logout");
         url.query_pairs_mut()
@@ -161,7 +179,49 @@ impl LmsClient {
         url
     }
 
-    /// A fresh authorization request: new random `state` and S256 PKCE verifier every time.
+    /// A fresh authorization request: new random `state` and S256 PKCE verifier every time. The
+    /// whole sign-in:
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// use openedx_client::{ClientConfig, LmsClient};
+    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .user(LmsUser::demo_learner())
+    /// #     .client(RegisteredClient::authorization_code(
+    /// #         "my-app",
+    /// #         "my-secret",
+    /// #         vec!["http://127.0.0.1:3000/callback".into()],
+    /// #     ))
+    /// #     .start()
+    /// #     .await?;
+    /// let mut config = ClientConfig::new(lms.url().as_str(), "my-app", "my-secret")?;
+    /// config.redirect_uri = Some("http://127.0.0.1:3000/callback".parse()?);
+    /// let client = LmsClient::new(config)?;
+    ///
+    /// // GET /: send the browser to `request.url`, and keep `state` and `pkce_verifier` where
+    /// // only this browser's callback finds them (a sealed cookie, say).
+    /// let request = client.authorize();
+    /// // The browser signs in at the LMS and consents; the stand-in plays it here.
+    /// let callback = lms.authorize_as(request.url.as_str(), "learner")?;
+    ///
+    /// // GET /callback?code=..&state=..: the state must be the one kept (compare in constant
+    /// // time), then the code is exchanged, once, with the verifier.
+    /// let query: HashMap<_, _> = callback.query_pairs().into_owned().collect();
+    /// assert_eq!(query["state"], request.state.expose());
+    /// let token = client.exchange_code(&query["code"], &request.pkce_verifier).await?;
+    /// let account = client.profile(&token).await?;
+    /// assert_eq!(account.username, "learner");
+    ///
+    /// // Signing out: what can be revoked is (the refresh token; a JWT just expires).
+    /// client.revoke(&token).await?;
+    /// assert!(client.refresh(&token).await.is_err(), "its refresh token is dead");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn authorize(&self) -> AuthorizeRequest {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state) = self

@@ -103,6 +103,30 @@ impl ClientConfig {
     /// `LMS_INTERNAL_URL`, `LMS_SCOPES`, `LMS_TOKEN_TYPE`, `LMS_CLIENT_AUTH`, `LMS_TIMEOUT_SECS`
     /// from a map of variables (e.g. `std::env::vars().collect()`); an empty value counts as
     /// unset. The error names the variable and the fix.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// use openedx_client::{ClientAuth, ClientConfig};
+    ///
+    /// let mut vars: HashMap<String, String> = [
+    ///     ("LMS_URL", "http://local.openedx.io"),
+    ///     ("LMS_INTERNAL_URL", "http://lms:8000"),
+    ///     ("LMS_CLIENT_ID", "my-app"),
+    ///     ("LMS_CLIENT_SECRET", "my-secret"),
+    ///     ("LMS_CLIENT_AUTH", "post"),
+    /// ]
+    /// .into_iter()
+    /// .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    /// .collect();
+    /// let config = ClientConfig::from_vars(&vars).expect("valid");
+    /// assert_eq!(config.internal_url.as_str(), "http://lms:8000/");
+    /// assert_eq!(config.client_auth, ClientAuth::Post);
+    ///
+    /// vars.insert("LMS_SCOPES".into(), "openid profile".into());
+    /// let error = ClientConfig::from_vars(&vars).expect_err("no OpenID Connect");
+    /// assert_eq!(error.variable, "LMS_SCOPES");
+    /// ```
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(vars, name);
         let required = |name: &'static str, example: &str| {

@@ -210,6 +210,38 @@ impl Jwt {
     ///
     /// The expiry is compared here, against the `now` given, rather than by `jsonwebtoken`, which
     /// reads the system clock: callers (and tests) decide what now is.
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, Expected, Jwt, JwtError, JwtKey, LmsClient, Secret, unix_now};
+    /// # use openedx_standin::{RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    /// #     .start()
+    /// #     .await?;
+    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let token = client.client_credentials().await?;
+    /// let jwt = Jwt::decode(token.access_token.expose())?;
+    ///
+    /// // HS256, with the LMS's JWT_SECRET_KEY (the stand-in's is devstack's).
+    /// let key = JwtKey::Hs256(Secret::new("lms-secret"));
+    /// let expected = Expected {
+    ///     issuer: Some(format!("{}oauth2", lms.url())),
+    ///     audience: Some("lms-key".into()),
+    ///     leeway_secs: 1,
+    /// };
+    /// jwt.verify(&key, &expected, unix_now())?;
+    /// let forged = JwtKey::Hs256(Secret::new("guessed"));
+    /// assert_eq!(jwt.verify(&forged, &expected, unix_now()), Err(JwtError::BadSignature));
+    ///
+    /// // RS512 (asked for with `asymmetric_jwt`), with the LMS's public JWK set.
+    /// let token = client.asymmetric().client_credentials().await?;
+    /// let jwks = JwtKey::from_jwk_set(&lms.public_jwks().to_string())?;
+    /// Jwt::decode(token.access_token.expose())?.verify(&jwks, &expected, unix_now())?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "verify")]
     pub fn verify(&self, key: &JwtKey, expected: &Expected, now: i64) -> Result<(), JwtError> {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};

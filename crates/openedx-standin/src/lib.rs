@@ -598,6 +598,18 @@ impl StandIn {
         self.shared.lock().api_requests.clone()
     }
 
+    /// Plays the browser of `username` (a user of this stand-in) at `authorize_url`, the
+    /// `/oauth2/authorize` URL an app sends browsers to: logged in, consent given. Returns the
+    /// address the LMS sends the browser back to: the redirect URI with `code` and `state`, or
+    /// with `error=` for the refusals the LMS redirects (a scope the application may not have...).
+    /// A request the LMS refuses with a page instead (unknown client, unregistered redirect URI)
+    /// is `Err` with its message. For tests of an app's callback without a browser; no HTTP
+    /// request is made, so [`calls`](Self::calls) and the journal do not count it.
+    pub fn authorize_as(&self, authorize_url: &str, username: &str) -> Result<Url, String> {
+        let location = authorize::authorize_as(&self.shared, authorize_url, username)?;
+        Url::parse(&location).map_err(|e| format!("{location:?}: {e}"))
+    }
+
     /// Every request so far, in order, with the status it was answered.
     pub fn journal(&self) -> Vec<JournalEntry> {
         self.shared.lock().journal.clone()

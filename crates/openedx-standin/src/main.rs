@@ -121,6 +121,7 @@ async fn run() -> Result<(), String> {
     let client = RegisteredClient {
         grant_type: options.grant_type,
         skip_authorization: options.skip_authorization,
+        owner: format!("{}-service", options.client_id),
         ..RegisteredClient::authorization_code(&options.client_id, &secret, options.redirect_uris)
     };
     let settings = Settings {
