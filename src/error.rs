@@ -9,7 +9,7 @@
 //! layer of the middleware stack calls [`error_page`] for every response, passing what only the
 //! stack knows (the request id, the LMS's name), and the page is rendered there. A failure that
 //! is not an `AppError` (the framework's 405 or 415, a layer's bare 500, the request timeout) gets
-//! the page of its status ([`page_for_status`]). So this module knows nothing of the middleware or
+//! the page of its status (`page_for_status`). So this module knows nothing of the middleware or
 //! the session: they use it.
 
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub enum AppError {
     Csrf,
     NotFound,
     /// E.g. a GET of `/logout`, which only a form may POST to. Its page is the one of its status
-    /// ([`page_for_status`]): the right message depends on the `Allow` header axum adds after the
+    /// (`page_for_status`): the right message depends on the `Allow` header axum adds after the
     /// handler.
     MethodNotAllowed,
     /// The session store failed (the conversion is in `crate::session`).

@@ -1,7 +1,7 @@
 //! The whole middleware stack, in one place and in order, as the Rust package registry's server
 //! assembles its own (crates.io's `src/middleware.rs`): standard `tower-http` layers for the
 //! request id, the log line, the timeout, panics and the security headers, and two small layers
-//! of ours, [`count_request`] (metrics by route) and [`error_pages`] (our page for every error,
+//! of ours, `count_request` (metrics by route) and `error_pages` (our page for every error,
 //! the framework's own included).
 
 use std::{sync::Arc, time::Duration};

@@ -11,7 +11,8 @@ pub enum Endpoint {
     Me,
     Account,
     Heartbeat,
-    /// Any other API, called through [`LmsClient::api_get`], with the path it was asked for.
+    /// Any other API, called through [`LmsClient::api_get`](crate::LmsClient::api_get), with the
+    /// path it was asked for.
     Api(String),
 }
 
