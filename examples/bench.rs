@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use profiles::standin::{LmsUser, RegisteredClient, Settings, StandIn};
+use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use reqwest::{StatusCode, header};
 
 const CONCURRENCY: usize = 32;
@@ -472,7 +472,7 @@ async fn fill_sessions(database_url: &str, n: usize) {
         .await;
     let data = format!("{{\"filler\":\"{}\"}}", "x".repeat(680));
     let token = "t".repeat(900);
-    let far = profiles::lms::unix_now() + 86_400;
+    let far = openedx_client::unix_now() + 86_400;
     if database_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
         let mut tx = pool.begin().await.unwrap();

@@ -3,53 +3,25 @@
 //! Every field names the variable it comes from. A bad value stops start-up with one line that names
 //! the variable and says how to fix it; `.env.example` documents each of them.
 
-use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
-use oauth2::ClientSecret;
+use openedx_client::{ClientConfig, Secret};
 use url::Url;
 
-use crate::{keys::KeyRing, secret::Secret};
+pub use openedx_client::ConfigError;
 
-/// How the app asks the LMS for its access token (`LMS_TOKEN_TYPE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenTypeRequest {
-    /// Post `token_type=jwt`: the LMS answers with a JWT, sent back as `Authorization: JWT ...`.
-    Jwt,
-    /// Post nothing: the LMS answers with an opaque DOT token, sent back as `Authorization: Bearer ...`.
-    Bearer,
-}
-
-/// Where the client id and secret go on the token request (`LMS_CLIENT_AUTH`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic, as RFC 6749 §2.3.1 prefers; DOT accepts it.
-    Basic,
-    /// `client_id` and `client_secret` in the form body.
-    Post,
-}
+use crate::keys::KeyRing;
 
 /// The whole configuration of the app.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `LMS_URL`: the LMS root as the browser reaches it, e.g. `http://local.openedx.io`.
-    pub lms_url: Url,
-    /// `LMS_INTERNAL_URL`: the LMS root for server-to-server calls (token, APIs), e.g.
-    /// `http://lms:8000` inside Tutor's network. Defaults to `LMS_URL`.
-    pub lms_internal_url: Url,
-    /// `LMS_CLIENT_ID`: the DOT application's client id.
-    pub client_id: String,
-    /// `LMS_CLIENT_SECRET`: the DOT application's client secret (its `Debug` is redacted).
-    pub client_secret: ClientSecret,
+    /// The LMS and this app's registration there, read by the client crate: `LMS_URL` (as the
+    /// browser reaches it), `LMS_INTERNAL_URL` (server to server), `LMS_CLIENT_ID`,
+    /// `LMS_CLIENT_SECRET`, `LMS_SCOPES`, `LMS_TOKEN_TYPE`, `LMS_CLIENT_AUTH`, `LMS_TIMEOUT_SECS`.
+    /// Its redirect URI is `PUBLIC_URL/authorize/`.
+    pub lms: ClientConfig,
     /// `PUBLIC_URL`: this app's external root; the redirect URI is `PUBLIC_URL/authorize/`.
     pub public_url: Url,
-    /// `LMS_SCOPES`: space-separated scopes to ask for.
-    pub scopes: Vec<String>,
-    /// `LMS_TOKEN_TYPE`: `jwt` or `bearer`.
-    pub token_type: TokenTypeRequest,
-    /// `LMS_CLIENT_AUTH`: `basic` or `post`.
-    pub client_auth: ClientAuth,
-    /// `LMS_TIMEOUT_SECS`: total time allowed for one call to the LMS (connecting gets at most half).
-    pub lms_timeout: Duration,
     /// `DATABASE_URL`: where sessions, tokens and the `profiles` table live. Redacted in `Debug`:
     /// a PostgreSQL URL may carry a password.
     pub database_url: Secret,
@@ -77,24 +49,8 @@ pub struct Config {
     pub metrics_public: bool,
 }
 
-/// A configuration problem, worded for the person starting the app.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.variable, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/profiles.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-pub const DEFAULT_SCOPES: &str = "user_id email profile";
 
 impl Config {
     /// Reads `.env` (if present) and then the process environment.
@@ -114,21 +70,9 @@ impl Config {
     /// Builds the configuration from a map of variables (so tests need not touch the process env).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(vars, name);
-        let required = |name: &'static str, example: &str| {
-            get(name).ok_or_else(|| ConfigError {
-                variable: name,
-                problem: format!("is not set; set it, e.g. {name}={example} (see .env.example)"),
-            })
-        };
 
-        let lms_url = parse_root_url("LMS_URL", required("LMS_URL", "http://local.openedx.io")?)?;
-        let lms_internal_url = match get("LMS_INTERNAL_URL") {
-            Some(v) => parse_root_url("LMS_INTERNAL_URL", v)?,
-            None => lms_url.clone(),
-        };
-        let client_id = required("LMS_CLIENT_ID", "profiles")?.to_owned();
-        let client_secret =
-            ClientSecret::new(required("LMS_CLIENT_SECRET", "<the secret you registered>")?.into());
+        let mut lms = ClientConfig::from_vars(vars)?;
+        lms.user_agent = concat!("profiles/", env!("CARGO_PKG_VERSION")).into();
         let bind_text = get("BIND").unwrap_or(DEFAULT_BIND);
         let bind: SocketAddr = bind_text.parse().map_err(|_| ConfigError {
             variable: "BIND",
@@ -152,24 +96,6 @@ impl Config {
                 ),
             });
         }
-        let scopes = parse_scopes(get("LMS_SCOPES").unwrap_or(DEFAULT_SCOPES))?;
-        let token_type = match get("LMS_TOKEN_TYPE")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("jwt") => TokenTypeRequest::Jwt,
-            Some("bearer") => TokenTypeRequest::Bearer,
-            Some(other) => return Err(invalid("LMS_TOKEN_TYPE", other, "use jwt or bearer")),
-        };
-        let client_auth = match get("LMS_CLIENT_AUTH")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("basic") => ClientAuth::Basic,
-            Some("post") => ClientAuth::Post,
-            Some(other) => return Err(invalid("LMS_CLIENT_AUTH", other, "use basic or post")),
-        };
-        let lms_timeout = Duration::from_secs(in_range(vars, LMS_TIMEOUT_SECS, 10)?);
         let session_idle = Duration::from_secs(60 * in_range(vars, SESSION_IDLE_MINUTES, 480)?);
         let session_max = Duration::from_secs(60 * in_range(vars, SESSION_MAX_MINUTES, 1440)?);
         let token_leeway = Duration::from_secs(in_range(vars, LMS_TOKEN_LEEWAY_SECS, 60)?);
@@ -228,16 +154,10 @@ impl Config {
             });
         }
 
+        lms.redirect_uri = Some(join(&public_url, "authorize/"));
         Ok(Self {
-            lms_url,
-            lms_internal_url,
-            client_id,
-            client_secret,
+            lms,
             public_url,
-            scopes,
-            token_type,
-            client_auth,
-            lms_timeout,
             database_url: Secret::new(database_url),
             bind,
             session_idle,
@@ -254,6 +174,11 @@ impl Config {
     /// request's `Host`, because the LMS compares it letter for letter with the registered one.
     pub fn redirect_uri(&self) -> Url {
         join(&self.public_url, "authorize/")
+    }
+
+    /// The LMS's name on pages: its browser-facing host.
+    pub fn lms_name(&self) -> &str {
+        self.lms.url.host_str().unwrap_or("the LMS")
     }
 
     /// Where the LMS sends the browser after its own logout. It must be part of a registered
@@ -297,11 +222,6 @@ struct Range {
     max: u64,
 }
 
-const LMS_TIMEOUT_SECS: Range = Range {
-    variable: "LMS_TIMEOUT_SECS",
-    min: 1,
-    max: 300,
-};
 const SESSION_IDLE_MINUTES: Range = Range {
     variable: "SESSION_IDLE_MINUTES",
     min: 1,
@@ -358,27 +278,10 @@ fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigErro
     Ok(url)
 }
 
-fn parse_scopes(value: &str) -> Result<Vec<String>, ConfigError> {
-    let scopes: Vec<String> = value.split_whitespace().map(str::to_owned).collect();
-    if scopes.iter().any(|s| s == "openid") {
-        return Err(invalid(
-            "LMS_SCOPES",
-            value,
-            "Open edX has no OpenID Connect; drop openid (e.g. LMS_SCOPES=user_id email profile)",
-        ));
-    }
-    if scopes.iter().any(|s| s.contains(',')) {
-        return Err(invalid(
-            "LMS_SCOPES",
-            value,
-            "separate scopes with spaces, not commas",
-        ));
-    }
-    Ok(scopes)
-}
-
 #[cfg(test)]
 mod tests {
+    use openedx_client::{ClientAuth, TokenTypeRequest};
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -399,10 +302,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_documented_values() {
         let config = Config::from_vars(&vars(&[])).expect("valid");
-        assert_eq!(config.lms_internal_url, config.lms_url);
-        assert_eq!(config.scopes, ["user_id", "email", "profile"]);
-        assert_eq!(config.token_type, TokenTypeRequest::Jwt);
-        assert_eq!(config.client_auth, ClientAuth::Basic);
+        assert_eq!(config.lms.internal_url, config.lms.url);
+        assert_eq!(config.lms.scopes, ["user_id", "email", "profile"]);
+        assert_eq!(config.lms.token_type, TokenTypeRequest::Jwt);
+        assert_eq!(config.lms.client_auth, ClientAuth::Basic);
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(
             config.redirect_uri().as_str(),
@@ -456,7 +359,7 @@ mod tests {
             "https://apps.example.org/authorize/"
         );
         assert_eq!(
-            join(&config.lms_url, "oauth2/authorize/").as_str(),
+            join(&config.lms.url, "oauth2/authorize/").as_str(),
             "https://example.org/lms/oauth2/authorize/"
         );
         assert!(config.secure_cookies());
@@ -520,7 +423,7 @@ mod tests {
             ("LMS_TOKEN_LEEWAY_SECS", "0"),
         ]))
         .expect("the bounds themselves are valid");
-        assert_eq!(config.lms_timeout, Duration::from_secs(300));
+        assert_eq!(config.lms.timeout, Duration::from_secs(300));
     }
 
     #[test]

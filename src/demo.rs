@@ -3,11 +3,12 @@
 
 use std::{collections::HashMap, net::SocketAddr};
 
+use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
+
 use crate::{
-    AppState,
     config::{Config, DEFAULT_BIND},
     routes::FRONTCHANNEL_LOGOUT_PATH,
-    standin::{LmsUser, RegisteredClient, Settings, StandIn},
+    state::AppState,
 };
 
 /// Where the stand-in listens unless `DEMO_LMS_BIND` says otherwise.

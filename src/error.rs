@@ -1,22 +1,28 @@
-//! The one error type handlers return, and how each failure becomes a page.
+//! The one error type handlers return, and the error page every failed request becomes.
 //!
 //! Failures a person causes or meets keep a specific 4xx/5xx status and a plain message with a
 //! way forward; internal detail goes to the log only, next to the request id the page shows.
 //! Nothing here formats a token, the client secret or a session id.
+//!
+//! How a failure becomes a page, as in axum's `error-handling` example: an [`AppError`] logs itself
+//! and answers its bare status with the error attached to the response (an extension); then one
+//! layer of the middleware stack calls [`error_page`] for every response, passing what only the
+//! stack knows (the request id, the LMS's name), and the page is rendered there. A failure that
+//! is not an `AppError` (the framework's 405 or 415, a layer's bare 500, the request timeout) gets
+//! the page of its status (`page_for_status`). So this module knows nothing of the middleware or
+//! the session: they use it.
+
+use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    http::StatusCode,
+    body::Body,
+    http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use openedx_client::LmsError;
 
-use crate::{
-    lms::LmsError,
-    middleware::{current_lms, current_request_id},
-    session::Interrupted,
-    store::StoreError,
-    templates::render,
-};
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum AppError {
@@ -38,11 +44,12 @@ pub enum AppError {
     /// has since ended.
     Csrf,
     NotFound,
-    /// E.g. a GET of `/logout`, which only a form may POST to. Its page is rendered by the
-    /// middleware ([`page_for_status`]): only there is the `Allow` header axum adds after the
-    /// handler known, and the right message depends on it.
+    /// E.g. a GET of `/logout`, which only a form may POST to. Its page is the one of its status
+    /// (`page_for_status`): the right message depends on the `Allow` header axum adds after the
+    /// handler.
     MethodNotAllowed,
-    Session(tower_sessions::session::Error),
+    /// The session store failed (the conversion is in `crate::session`).
+    Session(Box<dyn std::error::Error + Send + Sync>),
     Store(StoreError),
     Database(sqlx::Error),
     Internal(String),
@@ -57,12 +64,6 @@ impl From<LmsError> for AppError {
     }
 }
 
-impl From<tower_sessions::session::Error> for AppError {
-    fn from(e: tower_sessions::session::Error) -> Self {
-        Self::Session(e)
-    }
-}
-
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
@@ -72,6 +73,33 @@ impl From<StoreError> for AppError {
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
         Self::Database(e)
+    }
+}
+
+/// Why a callback's `state` could not be matched to a sign-in this browser started
+/// (`crate::session::PendingCookies::take` finds out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The browser sent no cookie of this app at all: blocked cookies, another browser, or a
+    /// host mismatch (`localhost` versus `127.0.0.1`).
+    NoCookie,
+    /// Cookies, but no sign-in waiting under this `state`: already completed (a replay), expired,
+    /// or started in another browser.
+    NoPendingSignIn,
+    /// A cookie under this `state`'s name that does not open, or holds another `state`: forged.
+    StateMismatch,
+    /// The matching sign-in is older than the ten minutes a sign-in may take.
+    Expired,
+}
+
+impl Interrupted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCookie => "no cookie",
+            Self::NoPendingSignIn => "no pending sign-in for this state",
+            Self::StateMismatch => "state does not match",
+            Self::Expired => "pending sign-in expired",
+        }
     }
 }
 
@@ -88,13 +116,14 @@ struct ErrorTemplate<'a> {
     title: &'a str,
     message: &'a str,
     status: u16,
-    request_id: String,
+    request_id: &'a str,
+    lms: &'a str,
 }
 
 impl AppError {
-    fn page(&self) -> Page {
+    /// The page for this error; `lms` is the LMS's name, as messages say it.
+    fn page(&self, lms: &str) -> Page {
         use StatusCode as S;
-        let lms = current_lms();
         let page = |status, title, message: String| Page {
             status,
             title,
@@ -325,47 +354,83 @@ impl std::fmt::Display for AppError {
 }
 
 impl IntoResponse for AppError {
+    /// Logs the error (in the request's span, so with its id) and answers its status, empty, with
+    /// the error attached for [`error_page`] to render.
     fn into_response(self) -> Response {
-        let page = self.page();
-        self.log(page.status);
-        if matches!(self, Self::MethodNotAllowed) {
-            // Left bare for the middleware to render (see the variant).
-            return page.status.into_response();
+        // The LMS's name changes the wording, never the status.
+        let status = self.page("the LMS").status;
+        self.log(status);
+        let mut response = status.into_response();
+        if !matches!(self, Self::MethodNotAllowed) {
+            response.extensions_mut().insert(Failed(Arc::new(self)));
         }
-        error_page(page.status, page.title, &page.message)
+        response
     }
 }
 
-/// Marks a response as our error page, so the middleware leaves it as it is.
-#[derive(Clone, Copy)]
-struct OurPage;
+/// An [`AppError`] riding on its response to [`error_page`].
+#[derive(Clone)]
+struct Failed(Arc<AppError>);
 
-/// Renders the error template; shared with the panic handler and the request timeout.
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+/// The response as it must leave: an [`AppError`]'s page, or the page of an error status that
+/// carries none (a 4xx or 5xx that is not JSON: the readiness probe's clients read JSON), or the
+/// response unchanged. The page keeps the response's status and headers (cookies being removed,
+/// `Allow`...) and replaces its body. `request_id` and `lms` are what only the middleware knows.
+pub fn error_page(response: Response, method: &Method, request_id: &str, lms: &str) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (title, message) = match response.extensions().get::<Failed>() {
+        Some(Failed(error)) => {
+            let page = error.page(lms);
+            (page.title, page.message)
+        }
+        None if status.as_u16() >= 400 && !json => {
+            page_for_status(status, method, response.headers().get(header::ALLOW))
+        }
+        None => return response,
+    };
     let template = ErrorTemplate {
         title,
-        message,
+        message: &message,
         status: status.as_u16(),
-        request_id: current_request_id(),
+        request_id,
+        lms,
     };
-    let mut response = (status, render(&template)).into_response();
-    response.extensions_mut().insert(OurPage);
-    response
-}
-
-/// Whether `response` is one of our error pages.
-pub fn is_our_page(response: &Response) -> bool {
-    response.extensions().get::<OurPage>().is_some()
+    let (mut parts, _) = response.into_parts();
+    parts.extensions.remove::<Failed>();
+    let body = match template.render() {
+        Ok(html) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Body::from(html)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the error page failed to render");
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            Body::from("Something went wrong while showing this page.")
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 /// Our page for an error status that no handler of ours chose: a rejection by an extractor (a
 /// form without a form's content type, a body over the limit), or axum's 405. Only a few routes
 /// take a POST, and all of them take a form from this app's pages; the rest are pages to open.
-pub fn page_for_status(
+fn page_for_status(
     status: StatusCode,
-    method: &axum::http::Method,
-    allow: Option<&axum::http::HeaderValue>,
-) -> Response {
+    method: &Method,
+    allow: Option<&HeaderValue>,
+) -> (&'static str, String) {
     use StatusCode as S;
     let form_only = "This address only takes a form sent from this app's pages (signing out, for \
                      example, is a button on your profile).";
@@ -388,6 +453,10 @@ pub fn page_for_status(
             ),
         ),
         S::UNSUPPORTED_MEDIA_TYPE => ("Use the button on the page", form_only.to_owned()),
+        S::GATEWAY_TIMEOUT => (
+            "This is taking too long",
+            "The page could not be prepared in time. Please try again.".to_owned(),
+        ),
         S::PAYLOAD_TOO_LARGE => (
             "Too much data",
             "The request was larger than anything this app's pages send.".to_owned(),
@@ -412,10 +481,14 @@ pub fn page_for_status(
                 .to_owned(),
         ),
     };
-    if status.is_server_error() {
-        tracing::error!(%status, "a layer failed the request without saying why");
-    } else {
-        tracing::info!(%status, "refused before any handler");
+    match status {
+        S::GATEWAY_TIMEOUT => {
+            tracing::error!(%status, "the request took longer than its timeout; it was cut off");
+        }
+        s if s.is_server_error() => {
+            tracing::error!(%status, "a layer failed the request without saying why");
+        }
+        _ => tracing::info!(%status, "refused before any handler"),
     }
-    error_page(status, title, &message)
+    (title, message)
 }

@@ -1,97 +1,61 @@
 //! **profiles**: sign in with the Open edX LMS (OAuth 2 authorization code + PKCE) and see your
-//! LMS profile. Written to be read as a reference for talking to Open edX correctly.
+//! LMS profile. Written to be read as a reference for talking to Open edX correctly; what knows
+//! the LMS's wire format is the `openedx_client` crate (`crates/openedx-client`), and the LMS
+//! stand-in that `demo` and the tests run is the `openedx_standin` crate.
 //!
 //! # Layout
-//! - [`cli`]: the command line: serve, demo, and the LMS token recipes and API calls.
-//! - [`config`]: the typed settings, read once from the environment and `.env`.
-//! - [`lms`]: the Open edX client; the only module that knows the LMS wire format
-//!   (authorize URL, token exchange with `token_type=jwt`, `JWT`/`Bearer` schemes, user APIs),
-//!   and the documented token recipes (client credentials, password, refresh, revoke, JWT
-//!   verification, a self-renewing authorizer).
+//! The modules, from the top (what a request meets first) down; each imports only modules below
+//! it, and the route modules never import each other (`tests/layering.rs` checks both):
+//! - this file: [`app`], the router with its middleware, and [`serve`].
+//! - `demo`: `profiles demo`, the app beside the LMS stand-in on loopback (feature `demo`).
+//! - [`middleware`]: the stack: request id, the log line, timeout, panics, security headers,
+//!   metrics by route, and the error-page layer.
+//! - [`routes`]: which handler answers which path; its submodules are the pages, each with its
+//!   templates: `signin` (`GET /`, `GET /authorize/`), `profile`, `signout` (ours, and the LMS's
+//!   front-channel one), `health` (probes, metrics), `assets`.
+//! - [`signed_in`]: what the pages share about a signed-in person: require one, end one.
+//! - [`tokens`]: the LMS token's life: refreshed once across replicas, revoked when its session
+//!   ends or expires.
+//! - [`state`]: [`AppState`], what every handler may use.
 //! - [`session`]: the pending sign-in cookie, and the typed signed-in session (account, CSRF
 //!   token, the sealed LMS token beside them).
-//! - [`tokens`]: the token's life: refreshed once across replicas, revoked when its session ends
-//!   or expires.
-//! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
-//! - [`routes`]: the pages: `GET /` and `GET /authorize/` (sign-in), `/profile/`, sign-out
-//!   (ours, and the LMS's front-channel one), static files.
+//! - [`error`]: [`error::AppError`], the one error type handlers return, and the error page.
 //! - [`store`]: the database pool, migrations, the sessions table and the `profiles` table.
-//! - [`error`]: the one error type handlers return, rendered as an error page.
-//! - [`middleware`]: request id, logging, timeout, panic catching, security headers.
-//! - [`names`]: English names for the country and language codes in an LMS account.
-//! - [`templates`]: rendering Askama templates (pages live beside their handlers).
-//! - [`standin`]: a development stand-in for the LMS that speaks its wire format; used by
-//!   `profiles demo` and the tests, never by the app's own request paths.
-//! - [`demo`]: `profiles demo`, the stand-in and the app together on loopback.
+//! - [`config`]: the typed settings, read once from the environment and `.env`.
+//! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
+//! - [`metrics`], [`names`] (English names of the country and language codes in an account),
+//!   [`templates`] (rendering pages): leaves.
+//! - below all: the `openedx_client` crate.
 
-pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod keys;
-pub mod lms;
 pub mod metrics;
 pub mod middleware;
 pub mod names;
 pub mod routes;
-pub mod secret;
 pub mod session;
-pub mod standin;
+pub mod signed_in;
+pub mod state;
 pub mod store;
 pub mod templates;
 pub mod tokens;
 
-use std::sync::Arc;
-
 use axum::Router;
 
-use crate::{
-    config::Config, lms::LmsClient, metrics::Metrics, session::PendingCookies, store::Store,
-};
-
-/// Everything a request handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    /// Behind an `Arc`: the client holds URLs and strings, and axum clones the state per request.
-    pub lms: Arc<LmsClient>,
-    pub store: Store,
-    pub pending: PendingCookies,
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// Opens the database (applying migrations, settling the keys) and builds the LMS client.
-    pub async fn new(config: Config) -> Result<Self, String> {
-        let store =
-            Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
-        let metrics = Arc::new(Metrics::default());
-        let lms = Arc::new(LmsClient::new(&config, metrics.clone())?);
-        let pending = PendingCookies::new(store.keys().clone(), &config);
-        Ok(Self {
-            config: Arc::new(config),
-            lms,
-            store,
-            pending,
-            metrics,
-        })
-    }
-}
+pub use crate::state::AppState;
 
 /// The whole app: routes, sessions and the middleware stack. Tests serve exactly this.
 pub fn app(state: AppState) -> Router {
     let config = &state.config;
-    let lms_origin = config.lms_url.origin().ascii_serialization();
+    let lms_origin = config.lms.url.origin().ascii_serialization();
     let stack = middleware::StackConfig {
-        lms_name: config
-            .lms_url
-            .host_str()
-            .unwrap_or("the LMS")
-            .to_owned()
-            .into(),
+        lms_name: config.lms_name().into(),
         // The callback makes three LMS calls in a row, each bounded by LMS_TIMEOUT_SECS; a reload
         // may first wait out another request's refresh (one more call, plus its claim's margin).
-        request_timeout: config.lms_timeout * 4 + std::time::Duration::from_secs(10),
+        request_timeout: config.lms.timeout * 4 + std::time::Duration::from_secs(10),
         content_security_policy: middleware::content_security_policy(&lms_origin),
         framable_content_security_policy: middleware::framable_content_security_policy(&lms_origin),
         metrics: state.metrics.clone(),

@@ -1,31 +1,80 @@
-//! Wiring only: parse the command line, set up logging, and serve, run the demo, or run an LMS
-//! command ([`profiles::cli`]).
+//! Wiring only: read the command, set up logging, and serve, run the demo, or check a running
+//! server's health.
 
 use std::{
     io::{IsTerminal, Write},
     process::ExitCode,
+    time::Duration,
 };
 
-use clap::Parser;
 use profiles::{
     AppState,
-    cli::{self, Cli, Command},
-    config::Config,
+    config::{Config, DEFAULT_BIND},
 };
 use tracing_subscriber::EnvFilter;
 
+const USAGE: &str = "\
+usage: profiles [serve | demo | healthcheck]
+
+  serve         serve the app with the settings from the environment and .env (the default)
+  demo          serve the app beside a built-in LMS stand-in, on loopback, for a first try
+  healthcheck   exit 0 if the app on BIND answers /healthz (for container health checks)
+
+The LMS token recipes are the `openedx` command of the openedx-client crate:
+  cargo run --locked -p openedx-client --features cli -- --help";
+
+/// The app's commands. Read by hand rather than with an argument parser: there are three words
+/// and no options, and the production binary carries one dependency fewer for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Serve,
+    Demo,
+    Healthcheck,
+    Help,
+    Version,
+}
+
+fn command(args: &[String]) -> Result<Command, String> {
+    if let Some(word @ ("token" | "api")) = args.first().map(String::as_str) {
+        return Err(format!(
+            "`{word}` is now the `openedx` command of the openedx-client crate: \
+             cargo run --locked -p openedx-client --features cli -- {word} --help"
+        ));
+    }
+    let word = match args {
+        [] => return Ok(Command::Serve),
+        [word] => word.as_str(),
+        _ => {
+            return Err(format!(
+                "expected one command, got {}; see --help",
+                args.len()
+            ));
+        }
+    };
+    Ok(match word {
+        "serve" => Command::Serve,
+        "demo" => Command::Demo,
+        "healthcheck" => Command::Healthcheck,
+        "-h" | "--help" | "help" => Command::Help,
+        "-V" | "--version" => Command::Version,
+        other => return Err(format!("{other:?} is not a command; see --help")),
+    })
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Commands that print results keep stdout for them; the server logs to stdout as usual.
-    let logs_to_stderr = matches!(cli.command, Some(Command::Token(_) | Command::Api { .. }));
-    let result = match load_dotenv().and_then(|()| init_logging(logs_to_stderr)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match command(&args) {
         Err(message) => Err(message),
-        Ok(()) => match cli.command {
-            None | Some(Command::Serve) => serve().await,
-            Some(Command::Demo) => profiles::demo::run(std::env::vars().collect()).await,
-            Some(Command::Healthcheck) => cli::healthcheck().await,
-            Some(command) => cli::run_lms_command(command, cli.json).await,
+        Ok(Command::Help) => print(USAGE),
+        Ok(Command::Version) => print(concat!("profiles ", env!("CARGO_PKG_VERSION"))),
+        Ok(command) => match load_dotenv().and_then(|()| init_logging()) {
+            Err(message) => Err(message),
+            Ok(()) => match command {
+                Command::Demo => demo().await,
+                Command::Healthcheck => healthcheck().await,
+                _ => serve().await,
+            },
         },
     };
     match result {
@@ -36,6 +85,10 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print(text: &str) -> Result<(), String> {
+    writeln!(std::io::stdout(), "{text}").map_err(|e| format!("cannot write: {e}"))
 }
 
 /// `.env` first, so that `RUST_LOG` and `LOG_FORMAT` in it apply to logging too. A missing `.env`
@@ -51,7 +104,7 @@ fn load_dotenv() -> Result<(), String> {
 
 /// `RUST_LOG` filters (default `info,sqlx=warn`); `LOG_FORMAT=json` writes one JSON object per
 /// line for log shippers, `text` (the default) is for people.
-fn init_logging(to_stderr: bool) -> Result<(), String> {
+fn init_logging() -> Result<(), String> {
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // tower-sessions warns of "possibly suspicious activity" for every stale or malformed session
@@ -64,32 +117,21 @@ fn init_logging(to_stderr: bool) -> Result<(), String> {
             }
         }
     }
-    let writer = move || -> Box<dyn std::io::Write> {
-        if to_stderr {
-            Box::new(std::io::stderr())
-        } else {
-            Box::new(std::io::stdout())
-        }
-    };
-    let on_terminal = if to_stderr {
-        std::io::stderr().is_terminal()
-    } else {
-        std::io::stdout().is_terminal()
-    };
-    let ansi = colour(on_terminal, std::env::var_os("NO_COLOR"));
+    let ansi = colour(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let format = std::env::var("LOG_FORMAT").unwrap_or_default();
     match format.trim().to_ascii_lowercase().as_str() {
         "" | "text" => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(ansi)
-            .with_writer(writer)
             .init(),
         "json" => tracing_subscriber::fmt()
             .json()
             .with_ansi(false)
             .with_current_span(true)
             .with_env_filter(filter)
-            .with_writer(writer)
             .init(),
         other => {
             return Err(format!(
@@ -119,9 +161,67 @@ async fn serve() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "demo")]
+async fn demo() -> Result<(), String> {
+    profiles::demo::run(std::env::vars().collect()).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo() -> Result<(), String> {
+    Err(
+        "this build has no demo: it was built without the `demo` feature (as the Docker image \
+         is); run it from a clone with `cargo run --locked -- demo`"
+            .into(),
+    )
+}
+
+/// `profiles healthcheck`: asks this app's `/healthz` on `BIND` (the image has no curl).
+async fn healthcheck() -> Result<(), String> {
+    let bind = std::env::var("BIND").unwrap_or_else(|_| DEFAULT_BIND.into());
+    let mut addr: std::net::SocketAddr = bind
+        .parse()
+        .map_err(|_| format!("BIND: {bind:?} is not an address:port"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/healthz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .map_err(|e| format!("http://{addr}/healthz: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "http://{addr}/healthz answered {}",
+            response.status()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::colour;
+    use super::{Command, colour, command};
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_takes_one_of_three_commands() {
+        assert_eq!(command(&args(&[])), Ok(Command::Serve));
+        assert_eq!(command(&args(&["serve"])), Ok(Command::Serve));
+        assert_eq!(command(&args(&["demo"])), Ok(Command::Demo));
+        assert_eq!(command(&args(&["healthcheck"])), Ok(Command::Healthcheck));
+        assert_eq!(command(&args(&["--help"])), Ok(Command::Help));
+        assert!(command(&args(&["serve", "now"])).is_err());
+        assert!(command(&args(&["--json"])).is_err());
+        for moved in [&["token", "client-credentials"][..], &["api"]] {
+            let message = command(&args(moved)).expect_err("moved");
+            assert!(message.contains("openedx-client"), "{message}");
+        }
+    }
 
     #[test]
     fn logs_are_coloured_only_on_a_terminal_without_no_color() {

@@ -1,4 +1,6 @@
-//! The app's pages. Each submodule holds its handlers and the templates they render.
+//! The app's pages: which handler answers which path. Each submodule holds its handlers and the
+//! templates they render; none calls another (what pages share is below them, in
+//! [`crate::signed_in`], [`crate::session`] and [`crate::tokens`]).
 
 pub mod assets;
 pub mod health;
@@ -8,15 +10,13 @@ pub mod signout;
 
 use axum::{
     Router,
-    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 
 use crate::{
-    AppState,
     error::AppError,
-    session::{AppSession, Current, Ended, Presence},
-    tokens,
+    state::AppState,
+    templates::{FAVICON_PATH, STYLESHEET_PATH},
 };
 
 /// Where the LMS's logout page loads this app in a hidden iframe (`IDA_LOGOUT_URI_LIST`, with
@@ -49,59 +49,6 @@ pub fn outside_sessions() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route(assets::STYLESHEET_PATH, get(assets::stylesheet))
-        .route(assets::FAVICON_PATH, get(assets::favicon))
-}
-
-/// A signed-in person, or the response for a visitor who is not (any more).
-enum SignedInOr {
-    SignedIn(Box<Current>),
-    Respond(Response),
-}
-
-/// The signed-in person; a signed-out visitor is sent to sign in, and a session past its absolute
-/// lifetime is ended with a page that says so.
-async fn require_signed_in(state: &AppState, session: &AppSession) -> Result<SignedInOr, AppError> {
-    Ok(match session.presence(&state.config).await? {
-        Presence::SignedIn(current) => SignedInOr::SignedIn(current),
-        Presence::Anonymous => SignedInOr::Respond(Redirect::to("/").into_response()),
-        Presence::Expired(current) => SignedInOr::Respond(
-            ended(
-                state,
-                session,
-                &current.key,
-                &current.signed_in.account.username,
-                Ended::Expired,
-            )
-            .await?,
-        ),
-    })
-}
-
-/// Ends a session the app decided to end (absolute lifetime, a refused renewal) and sends the
-/// person to a page that says why, with a way to sign in again.
-async fn ended(
-    state: &AppState,
-    session: &AppSession,
-    key: &str,
-    username: &str,
-    why: Ended,
-) -> Result<Response, AppError> {
-    end(state, session, key).await?;
-    tracing::info!(username = %username, why = why.as_query(), "session ended");
-    Ok(Redirect::to(&format!("/signed-out/?why={}", why.as_query())).into_response())
-}
-
-/// Revokes the session's token at the LMS, deletes it with the session, forgets the cookie.
-async fn end(state: &AppState, session: &AppSession, key: &str) -> Result<(), AppError> {
-    tokens::end_session(state, key).await?;
-    session.forget().await
-}
-
-/// The `csrf` field of a posted form; empty when there is none (which matches no session).
-fn submitted_csrf(body: &[u8]) -> String {
-    url::form_urlencoded::parse(body)
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+        .route(STYLESHEET_PATH, get(assets::stylesheet))
+        .route(FAVICON_PATH, get(assets::favicon))
 }

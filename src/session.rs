@@ -14,6 +14,7 @@ use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, HeaderValue, header, request::Parts},
 };
+use openedx_client::{Account, Secret, Token, unix_now};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -24,10 +25,8 @@ use tower_sessions::{
 
 use crate::{
     config::Config,
-    error::AppError,
+    error::{AppError, Interrupted},
     keys::{KeyRing, Purpose, hex},
-    lms::{Account, Token, unix_now},
-    secret::Secret,
     store::{
         StoredToken, session_key,
         sessions::{EXPIRES_KEY, LoadedToken, TOKEN_KEY},
@@ -80,32 +79,6 @@ pub struct PendingSignIn {
     /// Where to go after signing in: a same-origin path, checked before it was stored.
     pub next: Option<String>,
     pub started_at: i64,
-}
-
-/// Why a callback's `state` could not be matched to a sign-in this browser started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interrupted {
-    /// The browser sent no cookie of this app at all: blocked cookies, another browser, or a
-    /// host mismatch (`localhost` versus `127.0.0.1`).
-    NoCookie,
-    /// Cookies, but no sign-in waiting under this `state`: already completed (a replay), expired,
-    /// or started in another browser.
-    NoPendingSignIn,
-    /// A cookie under this `state`'s name that does not open, or holds another `state`: forged.
-    StateMismatch,
-    /// The matching sign-in is older than [`PENDING_TTL_SECS`].
-    Expired,
-}
-
-impl Interrupted {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoCookie => "no cookie",
-            Self::NoPendingSignIn => "no pending sign-in for this state",
-            Self::StateMismatch => "state does not match",
-            Self::Expired => "pending sign-in expired",
-        }
-    }
 }
 
 /// The sealed cookies of sign-ins in flight: one per sign-in, named
@@ -324,6 +297,13 @@ impl Ended {
 }
 
 pub struct AppSession(Session);
+
+// Here rather than in `crate::error`, which knows nothing of sessions.
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(e: tower_sessions::session::Error) -> Self {
+        Self::Session(Box::new(e))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for AppSession {
     type Rejection = AppError;

@@ -14,6 +14,7 @@ pub mod sessions;
 
 use std::{str::FromStr, time::Duration};
 
+use openedx_client::Token;
 use sqlx::{
     PgPool, SqlitePool,
     migrate::Migrator,
@@ -22,10 +23,7 @@ use sqlx::{
 };
 
 pub use self::sessions::{SessionBackend, session_key};
-use crate::{
-    keys::{KeyRing, Purpose},
-    lms::Token,
-};
+use crate::keys::{KeyRing, Purpose};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -611,7 +609,7 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{lms::TokenKind, secret::Secret};
+    use openedx_client::{Secret, TokenKind};
 
     fn temp_db() -> std::path::PathBuf {
         std::env::temp_dir()
@@ -715,7 +713,7 @@ mod tests {
     }
 
     fn unix_far() -> i64 {
-        crate::lms::unix_now() + 3600
+        openedx_client::unix_now() + 3600
     }
 
     #[tokio::test]

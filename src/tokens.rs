@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
+use openedx_client::{Endpoint, LmsError, Token, unix_now};
+
 use crate::{
-    AppState,
-    lms::{Endpoint, LmsError, Token, unix_now},
+    state::AppState,
     store::{StoreError, StoredToken},
 };
 
@@ -41,7 +42,7 @@ impl From<StoreError> for TokenError {
 pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<Token, TokenError> {
     let store = &state.store;
     // A claim outlives the refresh call it covers; waiters give up a little after it lapses.
-    let claim = state.config.lms_timeout + Duration::from_secs(5);
+    let claim = state.config.lms.timeout + Duration::from_secs(5);
     let deadline = tokio::time::Instant::now() + claim + Duration::from_secs(1);
     let first_seen = loaded.version;
     let mut row = loaded;
@@ -128,7 +129,7 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
         // The claim outlasts the batch's revocations; a replica that dies mid-way leaves the
         // rest to the next round of whichever replica comes first.
         let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
-        let until = now + (state.config.lms_timeout.as_secs() * rounds) as i64 + 60;
+        let until = now + (state.config.lms.timeout.as_secs() * rounds) as i64 + 60;
         let batch = state
             .store
             .claim_expired_sessions(now, until, REAP_BATCH)
@@ -260,7 +261,7 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{lms::TokenKind, secret::Secret};
+    use openedx_client::{Secret, TokenKind};
 
     fn expiring_at(at: Option<i64>) -> Token {
         Token {

@@ -16,7 +16,7 @@ use std::{
 
 use common::{Options, TestApp, spawn_app_with};
 use fantoccini::{Client, ClientBuilder, Locator};
-use profiles::standin::Settings;
+use openedx_standin::Settings;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);

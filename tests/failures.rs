@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Options, TestApp, location, proxy::Mode, spawn_app, spawn_app_with};
-use profiles::standin::{Fault, LmsUser, Settings};
+use openedx_standin::{Fault, LmsUser, Settings};
 use reqwest::{StatusCode, header};
 use url::Url;
 

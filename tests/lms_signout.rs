@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use profiles::standin::Settings;
+use openedx_standin::Settings;
 use reqwest::{StatusCode, header};
 
 /// What the LMS's logout page loads for this app: `IDA_LOGOUT_URI_LIST`'s URL plus `no_redirect=1`.

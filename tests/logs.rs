@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{CLIENT_SECRET, Options, spawn_app, spawn_app_with};
-use profiles::standin::Fault;
+use openedx_standin::Fault;
 use reqwest::StatusCode;
 
 #[derive(Clone, Default)]

@@ -8,7 +8,8 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use profiles::{AppState, config::Config, standin::Fault};
+use openedx_standin::Fault;
+use profiles::{AppState, config::Config};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;

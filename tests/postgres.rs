@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Options, TestApp, location, spawn_app_with};
-use profiles::{AppState, config::Config, standin::Fault};
+use openedx_standin::Fault;
+use profiles::{AppState, config::Config};
 use reqwest::{StatusCode, header};
 use sqlx::{Connection, PgConnection};
 use url::Url;

@@ -193,10 +193,10 @@ async fn a_tampered_pending_sign_in_cookie_is_refused_without_calling_the_lms() 
 async fn an_expired_pending_sign_in_cookie_is_refused_without_calling_the_lms() {
     let app = spawn_app().await;
     let pending = profiles::session::PendingSignIn {
-        state: profiles::secret::Secret::new("an-old-state"),
-        pkce_verifier: profiles::secret::Secret::new("verifier"),
+        state: openedx_client::Secret::new("an-old-state"),
+        pkce_verifier: openedx_client::Secret::new("verifier"),
         next: None,
-        started_at: profiles::lms::unix_now() - 601,
+        started_at: openedx_client::unix_now() - 601,
     };
     let set = app
         .state
@@ -422,7 +422,7 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
     app.sign_in().await;
     app.standin.set_fault(
         "revoke",
-        Some(profiles::standin::Fault::Respond {
+        Some(openedx_standin::Fault::Respond {
             status: 503,
             content_type: "text/html",
             body: "down".into(),
@@ -435,7 +435,7 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
 }
 
 /// The one signed-in session's row key and its token, as stored.
-async fn the_stored_session(app: &TestApp) -> (String, profiles::lms::Token) {
+async fn the_stored_session(app: &TestApp) -> (String, openedx_client::Token) {
     use sqlx::{Connection, SqliteConnection};
     let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
         .await
@@ -512,7 +512,7 @@ async fn clear_tokens_the_lms_could_not_revoke_are_kept_for_the_next_start() {
     plant_legacy_rows(&app, &[("old", serde_json::to_string(&token).unwrap())]).await;
     app.standin.set_fault(
         "revoke",
-        Some(profiles::standin::Fault::Respond {
+        Some(openedx_standin::Fault::Respond {
             status: 503,
             content_type: "text/html",
             body: "down".into(),
@@ -541,7 +541,7 @@ async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
     app.sign_in().await;
     let (key, _) = the_stored_session(&app).await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let now = profiles::lms::unix_now();
+    let now = openedx_client::unix_now();
     let claimed = app
         .state
         .store
@@ -577,7 +577,7 @@ async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
     app.sign_in().await;
     let (key, _) = the_stored_session(&app).await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let now = profiles::lms::unix_now();
+    let now = openedx_client::unix_now();
     let claimed = app
         .state
         .store

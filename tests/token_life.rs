@@ -7,14 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::{Options, location, spawn_app, spawn_app_with};
-use profiles::standin::Fault;
+use openedx_standin::Fault;
 use reqwest::{StatusCode, header};
 
 /// Under the default 60 s leeway a 30 s token is stale the moment it arrives.
 const STALE: Duration = Duration::from_secs(30);
 const FRESH: Duration = Duration::from_secs(3600);
 
-fn refresh_requests(app: &common::TestApp) -> Vec<profiles::standin::RecordedTokenRequest> {
+fn refresh_requests(app: &common::TestApp) -> Vec<openedx_standin::RecordedTokenRequest> {
     app.standin
         .token_requests()
         .into_iter()
@@ -173,9 +173,9 @@ async fn an_lms_down_during_a_refresh_gives_a_502_and_keeps_the_session() {
 async fn reload_shows_what_the_lms_says_now() {
     let app = spawn_app().await;
     app.sign_in().await;
-    app.standin.add_user(profiles::standin::LmsUser {
+    app.standin.add_user(openedx_standin::LmsUser {
         name: "Augusta Ada King".into(),
-        ..profiles::standin::LmsUser::demo_learner()
+        ..openedx_standin::LmsUser::demo_learner()
     });
     assert!(
         !app.get("/profile/")

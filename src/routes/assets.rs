@@ -1,34 +1,12 @@
-//! The stylesheet and favicon, compiled into the binary so a deployment is one file plus its
-//! database. Their URLs carry a content hash, so they can be cached for a year.
-
-use std::sync::LazyLock;
+//! The stylesheet and favicon (`crate::templates` holds them and their versioned URLs), served
+//! with a year of caching: their URLs change with their content.
 
 use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use sha2::{Digest, Sha256};
 
-pub const STYLESHEET_PATH: &str = "/static/style.css";
-pub const FAVICON_PATH: &str = "/static/favicon.svg";
-
-const STYLESHEET: &str = include_str!("../../static/style.css");
-const FAVICON: &str = include_str!("../../static/favicon.svg");
-
-static STYLESHEET_URL: LazyLock<String> =
-    LazyLock::new(|| format!("{STYLESHEET_PATH}?v={}", short_hash(STYLESHEET)));
-static FAVICON_URL: LazyLock<String> =
-    LazyLock::new(|| format!("{FAVICON_PATH}?v={}", short_hash(FAVICON)));
-
-/// The stylesheet's versioned URL, for templates.
-pub fn stylesheet_url() -> &'static str {
-    &STYLESHEET_URL
-}
-
-/// The favicon's versioned URL, for templates.
-pub fn favicon_url() -> &'static str {
-    &FAVICON_URL
-}
+use crate::templates::{FAVICON, STYLESHEET};
 
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
@@ -47,11 +25,4 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-fn short_hash(content: &str) -> String {
-    Sha256::digest(content.as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -14,7 +14,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the process is up and serving. Checks nothing else, so a database outage does
 /// not get healthy replicas restarted.
@@ -46,7 +46,7 @@ pub async fn readyz_details(State(state): State<AppState>) -> Response {
             "error": database.err(),
         },
         "lms": {
-            "url": state.config.lms_internal_url.as_str(),
+            "url": state.config.lms.internal_url.as_str(),
             "reachable": lms.is_ok(),
             "status": lms.as_ref().ok(),
             "error": lms.err(),

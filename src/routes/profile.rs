@@ -6,15 +6,16 @@ use axum::{
     extract::{RawForm, State},
     response::{IntoResponse, Redirect, Response},
 };
+use openedx_client::{LmsError, Token, unix_now};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
-use super::{SignedInOr, ended, require_signed_in, submitted_csrf};
 use crate::{
-    AppState,
+    config::Config,
     error::AppError,
-    lms::{LmsError, Token, unix_now},
     names,
     session::{AppSession, Current, Ended, SignedIn},
+    signed_in::{self, SignedInOr, ended, submitted_csrf},
+    state::AppState,
     templates::render,
     tokens::{self, TokenError},
 };
@@ -32,6 +33,8 @@ struct ProfilePage {
     bio: Option<String>,
     image_url: Option<String>,
     lms_url: String,
+    /// The LMS's name, for the layout.
+    lms: String,
     token_type: &'static str,
     scopes: String,
     expires: String,
@@ -44,15 +47,14 @@ pub async fn show(
     State(state): State<AppState>,
     session: AppSession,
 ) -> Result<Response, AppError> {
-    let current = match require_signed_in(&state, &session).await? {
+    let current = match signed_in::require(&state, &session).await? {
         SignedInOr::SignedIn(s) => s,
         SignedInOr::Respond(response) => return Ok(response),
     };
-    let lms_url = state.config.lms_url.as_str();
     Ok(render(&ProfilePage::new(
         &current.signed_in,
         &current.token.token,
-        lms_url,
+        &state.config,
     )))
 }
 
@@ -63,7 +65,7 @@ pub async fn reload(
     session: AppSession,
     RawForm(body): RawForm,
 ) -> Result<Response, AppError> {
-    let current = match require_signed_in(&state, &session).await? {
+    let current = match signed_in::require(&state, &session).await? {
         SignedInOr::SignedIn(s) => s,
         SignedInOr::Respond(response) => return Ok(response),
     };
@@ -101,7 +103,7 @@ pub async fn reload(
 }
 
 impl ProfilePage {
-    fn new(s: &SignedIn, token: &Token, lms_url: &str) -> Self {
+    fn new(s: &SignedIn, token: &Token, config: &Config) -> Self {
         let a = &s.account;
         let present = |v: &Option<String>| {
             v.as_ref()
@@ -126,7 +128,8 @@ impl ProfilePage {
             languages: (!languages.is_empty()).then(|| languages.join(", ")),
             bio: present(&a.bio),
             image_url: a.image_url().map(str::to_owned),
-            lms_url: lms_url.trim_end_matches('/').to_owned(),
+            lms_url: config.lms.url.as_str().trim_end_matches('/').to_owned(),
+            lms: config.lms_name().to_owned(),
             token_type: token.kind.scheme(),
             scopes: token.scopes.join(" "),
             expires: token

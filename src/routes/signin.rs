@@ -5,13 +5,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
+use openedx_client::unix_now;
 use serde::Deserialize;
 
 use crate::{
-    AppState,
     error::AppError,
-    lms::unix_now,
     session::{AppSession, PendingSignIn, Presence, SignedIn},
+    state::AppState,
     tokens,
 };
 
@@ -172,7 +172,7 @@ async fn complete(
 async fn sign_in_with(
     state: &AppState,
     session: &AppSession,
-    token: &crate::lms::Token,
+    token: &openedx_client::Token,
 ) -> Result<(), AppError> {
     let account = state.lms.profile(token).await?;
     let user_id = account

@@ -10,13 +10,12 @@ use axum::{
 };
 use url::Url;
 
-use super::{SignedInOr, end, require_signed_in, submitted_csrf};
 use crate::{
-    AppState,
-    config::{Config, join},
     error::AppError,
-    middleware::{FramableByLms, current_lms},
+    middleware::FramableByLms,
     session::{AppSession, Ended, Presence},
+    signed_in::{self, SignedInOr, end, submitted_csrf},
+    state::AppState,
     templates::render,
 };
 
@@ -48,7 +47,7 @@ pub async fn logout(
     session: AppSession,
     RawForm(body): RawForm,
 ) -> Result<Response, AppError> {
-    let current = match require_signed_in(&state, &session).await? {
+    let current = match signed_in::require(&state, &session).await? {
         SignedInOr::SignedIn(s) => s,
         // Nothing to end (signed out in another tab, or expired): the outcome is the same.
         SignedInOr::Respond(_) => return Ok(Redirect::to(SIGNED_OUT_HERE).into_response()),
@@ -61,17 +60,13 @@ pub async fn logout(
     if !state.config.lms_logout {
         return Ok(Redirect::to(SIGNED_OUT_HERE).into_response());
     }
-    Ok(Redirect::to(lms_logout_url(&state.config).as_str()).into_response())
+    Ok(Redirect::to(lms_logout_url(&state).as_str()).into_response())
 }
 
 /// `{LMS_URL}/logout`, asked to come back to `/signed-out/` (which it does only if that address is
 /// part of a registered redirect URI, `openedx.md` §8).
-fn lms_logout_url(config: &Config) -> Url {
-    let mut url = join(&config.lms_url, "logout");
-    url.query_pairs_mut()
-        .append_pair("client_id", &config.client_id)
-        .append_pair("redirect_url", config.after_lms_logout_url().as_str());
-    url
+fn lms_logout_url(state: &AppState) -> Url {
+    state.lms.logout_url(&state.config.after_lms_logout_url())
 }
 
 /// `GET /frontchannel-logout/[?no_redirect=1]`: the LMS's logout page loads this in a hidden
@@ -144,11 +139,11 @@ pub async fn signed_out(State(state): State<AppState>, uri: Uri) -> Response {
              run out), so you were signed out.",
         ),
     };
-    let lms_logout = why.map(|_| lms_logout_url(&state.config).to_string());
+    let lms_logout = why.map(|_| lms_logout_url(&state).to_string());
     render(&SignedOutPage {
         title,
         message,
-        lms: current_lms(),
+        lms: state.config.lms_name().to_owned(),
         lms_logout,
     })
 }

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use openedx_client::{Token, unix_now};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -21,10 +22,7 @@ use tower_sessions::{
 };
 
 use super::{Store, StoreError, StoredToken};
-use crate::{
-    keys::hex,
-    lms::{Token, unix_now},
-};
+use crate::keys::hex;
 
 /// Reserved record key: the session's token ([`LoadedToken`] on load, [`Token`] on create).
 pub const TOKEN_KEY: &str = "_token";

@@ -6,11 +6,8 @@ use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 pub mod proxy;
 
-use profiles::{
-    AppState, app,
-    config::Config,
-    standin::{LmsUser, RegisteredClient, Settings, StandIn},
-};
+use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
+use profiles::{AppState, app, config::Config};
 use reqwest::{StatusCode, cookie::CookieStore, header};
 use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;

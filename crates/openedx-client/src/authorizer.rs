@@ -6,11 +6,33 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use super::{LmsClient, LmsError, Token, unix_now};
+use crate::{LmsClient, LmsError, Token, unix_now};
 
 /// Fetches a client-credentials JWT on first use, reuses it until it is within `leeway` of
 /// expiry, then fetches a new one: once, however many callers ask at the same moment (they wait
 /// for the one request in flight).
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+///
+/// use openedx_client::{ClientConfig, ClientCredentialsAuthorizer, LmsClient};
+/// # use openedx_standin::{RegisteredClient, StandIn};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let lms = StandIn::builder()
+/// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+/// #     .start()
+/// #     .await?;
+/// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+/// let lms_api = Arc::new(ClientCredentialsAuthorizer::new(client, Duration::from_secs(60)));
+/// for _ in 0..3 {
+///     let me = lms_api.get("/api/user/v1/me").await?;
+///     assert_eq!(me["username"], "reports-service");
+/// }
+/// assert_eq!(lms.calls("token"), 1, "one token, reused");
+/// # Ok(())
+/// # }
+/// ```
 pub struct ClientCredentialsAuthorizer {
     client: LmsClient,
     leeway: Duration,

@@ -15,17 +15,17 @@ use super::{
     DEFAULT_SCOPES, Grant, KNOWN_SCOPES, RegisteredClient, SESSION_COOKIE, Shared, page,
     random_token,
 };
-use crate::templates::render;
+use crate::render;
 
 #[derive(Template)]
-#[template(path = "standin/login.html")]
+#[template(path = "login.html")]
 struct LoginPage<'a> {
     next: &'a str,
     error: Option<&'a str>,
 }
 
 #[derive(Template)]
-#[template(path = "standin/consent.html")]
+#[template(path = "consent.html")]
 struct ConsentPage<'a> {
     client_id: &'a str,
     username: &'a str,
@@ -33,7 +33,7 @@ struct ConsentPage<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "standin/logout.html")]
+#[template(path = "logout.html")]
 struct LogoutPage<'a> {
     target: &'a str,
     logout_uris: Vec<String>,
@@ -333,6 +333,11 @@ impl IntoResponse for Refusal {
 }
 
 fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
+    found(&code_redirect(s, username, accepted))
+}
+
+/// Issues a code for `username` and returns the redirect URI that carries it (and `state`).
+fn code_redirect(s: &Shared, username: &str, accepted: Accepted) -> String {
     let code = random_token(30);
     let grant = Grant {
         client_id: accepted.client.client_id.clone(),
@@ -352,7 +357,35 @@ fn issue_code(s: &Shared, username: &str, accepted: Accepted) -> Response {
     if let Some(state) = &accepted.state {
         params.push(("state", state));
     }
-    found(&with_params(&accepted.redirect_uri, &params))
+    with_params(&accepted.redirect_uri, &params)
+}
+
+/// What a browser logged in as `username` ends on after `authorize_url`, consenting if asked:
+/// the redirect URI with a code and the state, or with `error=` for a refusal the LMS redirects.
+/// A refusal it does not redirect (an unknown client or redirect URI) is the LMS's message.
+pub(crate) fn authorize_as(
+    s: &Shared,
+    authorize_url: &str,
+    username: &str,
+) -> Result<String, String> {
+    let query = authorize_url.split_once('?').map_or("", |(_, q)| q);
+    let mut params = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .or_insert_with(|| v.into_owned());
+    }
+    let accepted = match validate(s, &params) {
+        Ok(accepted) => accepted,
+        Err(Refusal::Redirect(location)) => return Ok(location),
+        Err(Refusal::Fatal(description)) => return Err(description.to_owned()),
+    };
+    if !s.lock().users.contains_key(username) {
+        return Err(format!("no user {username:?} on this stand-in"));
+    }
+    let approval = approval_key(username, &accepted);
+    s.lock().approvals.insert(approval);
+    Ok(code_redirect(s, username, accepted))
 }
 
 fn approval_key(username: &str, accepted: &Accepted) -> (String, String, Vec<String>) {

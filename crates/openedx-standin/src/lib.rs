@@ -1,10 +1,32 @@
-//! A development stand-in for the Open edX LMS: a small axum server that speaks the LMS's wire
-//! format as `../shared/openedx.md` describes it, so a newcomer can sign in without an LMS and the
-//! tests never need one.
+//! **openedx-standin**: a development stand-in for the Open edX LMS. A small axum server that
+//! speaks the LMS's wire format (as `shared/openedx.md` describes it) so that an app's tests can
+//! sign in, get tokens and call the user APIs without an LMS, and a developer can sign in to their
+//! app locally with the `openedx-standin` binary.
 //!
-//! It is a dev/test tool: everything lives in memory, the consent form has no CSRF token, and its
-//! login form stands in for the authn MFE. It is started by `profiles demo` and by the tests only;
-//! nothing on the app's request paths reaches it except through the configured `LMS_URL`.
+//! It is a dev/test tool: everything lives in memory, the consent form has no CSRF token, its
+//! login form stands in for the authn MFE, and it signs RS512 JWTs with a development key that is
+//! public by nature. Never point a production app at it.
+//!
+//! ```
+//! use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let lms = StandIn::builder()
+//!     .user(LmsUser::demo_learner())
+//!     .client(RegisteredClient::authorization_code(
+//!         "my-app",
+//!         "my-app-secret",
+//!         vec!["http://127.0.0.1:3000/callback".into()],
+//!     ))
+//!     .start()
+//!     .await?;
+//! // Point the app under test at `lms.url()`, run it, then assert on what reached the LMS:
+//! assert_eq!(lms.calls("token"), 0);
+//! assert!(lms.journal().is_empty());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! What it reproduces (section numbers of `openedx.md`):
 //! - `/oauth2/authorize` and `/oauth2/access_token` with and without the trailing slash; user
@@ -14,6 +36,8 @@
 //! - single-use codes that expire after 60 s, PKCE checked when a challenge was sent (§2, §4);
 //! - `token_type=jwt` in the body (or `X-Token-Type`) giving an HS256 JWT with the LMS's claims and
 //!   `"token_type": "JWT"`, `expires_in` 3600; otherwise an opaque `Bearer` token, 36000 (§2, §3);
+//! - `asymmetric_jwt` giving an RS512 JWT, verifiable with [`StandIn::public_jwks`];
+//! - the client-credentials and password grants, one grant per application as DOT registers it;
 //! - `Authorization: JWT` for JWTs, `Bearer` for opaque tokens, and a JWT sent as `Bearer`
 //!   rejected with `token_nonexistent` (§6);
 //! - `grant_type=refresh_token` with rotation (the old refresh token dies with its use) and 90-day
@@ -22,8 +46,22 @@
 //!   every URL of its `IDA_LOGOUT_URI_LIST` ([`Settings::ida_logout_uri_list`]) in a hidden
 //!   iframe with `no_redirect=1` before moving on (§2, §8).
 //!
-//! For the app's failure tests it also plays faults on demand ([`StandIn::set_fault`]): a slow
-//! answer, a 5xx, HTML where JSON belongs.
+//! For failure tests it also plays faults on demand ([`StandIn::set_fault`]): a slow answer, a
+//! 5xx, HTML where JSON belongs. Every request is counted by endpoint ([`StandIn::calls`]) and
+//! written to a journal ([`StandIn::journal`]); token and API requests are kept whole
+//! ([`StandIn::token_requests`], [`StandIn::api_requests`]).
+//!
+//! # Layout
+//! - this file: [`StandIn`] and its [`Builder`], the registered [`RegisteredClient`]s and
+//!   [`LmsUser`]s, [`Settings`], the recorded requests, faults, and the router;
+//! - `authorize.rs`: the browser-facing half: `/login`, `/oauth2/authorize` and its consent page,
+//!   `/logout`;
+//! - `token.rs`: `/oauth2/access_token` (every grant, JWT claims and signing) and
+//!   `/oauth2/revoke_token`;
+//! - `api.rs`: `/api/user/v1/me`, `/api/user/v1/accounts/{username}`,
+//!   `/api/enrollment/v1/enrollment`, with the LMS's two authentication schemes;
+//! - `main.rs`: the `openedx-standin` binary, which runs one on a port of your choice;
+//! - `templates/`: its pages; `src/dev_signing_key.pem`: its RS512 development key.
 
 mod api;
 mod authorize;
@@ -45,7 +83,20 @@ use axum::{
 use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;
 
-use crate::templates::render;
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Renders a template as an HTML response; a template that fails is a plain-text 500.
+pub(crate) fn render(template: &impl askama::Template) -> Response {
+    match template.render() {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
 
 /// Scopes the LMS knows (`OAUTH2_PROVIDER['SCOPES']`).
 pub const KNOWN_SCOPES: [&str; 8] = [
@@ -94,7 +145,34 @@ impl RegisteredClient {
             skip_authorization: false,
             scopes: vec!["user_id".into()],
             grant_type: GrantType::AuthorizationCode,
-            owner: "profiles-service".into(),
+            owner: "app-service".into(),
+        }
+    }
+
+    /// A confidential application for service-to-service calls (`--grant-type
+    /// client-credentials`): its tokens act as `owner`, a service account created with it.
+    pub fn client_credentials(client_id: &str, client_secret: &str, owner: &str) -> Self {
+        Self {
+            grant_type: GrantType::ClientCredentials,
+            owner: owner.into(),
+            ..Self::authorization_code(client_id, client_secret, vec![])
+        }
+    }
+
+    /// A public application for the password grant, as the LMS's mobile apps are registered
+    /// (`--public --grant-type password`): no secret.
+    pub fn public_password(client_id: &str) -> Self {
+        Self {
+            grant_type: GrantType::Password,
+            ..Self::authorization_code(client_id, "", vec![])
+        }
+    }
+
+    /// The same application with `--skip-authorization`: no consent page.
+    pub fn skipping_consent(self) -> Self {
+        Self {
+            skip_authorization: true,
+            ..self
         }
     }
 
@@ -142,7 +220,7 @@ pub struct LmsUser {
 }
 
 impl LmsUser {
-    /// The demo learner `profiles demo` prints the credentials of.
+    /// A demo learner, `learner` / `learner-password`, enrolled in the demo course.
     pub fn demo_learner() -> Self {
         Self {
             id: 7,
@@ -250,6 +328,17 @@ pub struct RecordedApiRequest {
     pub authorization: Option<String>,
 }
 
+/// One request as the stand-in answered it, in the order they arrived: the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub method: String,
+    /// The path alone: a query string may carry codes and states.
+    pub path: String,
+    /// The name it counts under in [`StandIn::calls`], if it is an LMS endpoint.
+    pub endpoint: Option<&'static str>,
+    pub status: u16,
+}
+
 struct Grant {
     client_id: String,
     username: String,
@@ -314,6 +403,7 @@ struct Inner {
     calls: HashMap<&'static str, usize>,
     token_requests: Vec<RecordedTokenRequest>,
     api_requests: Vec<RecordedApiRequest>,
+    journal: Vec<JournalEntry>,
 }
 
 /// State shared by the stand-in's handlers.
@@ -349,7 +439,80 @@ impl Shared {
     }
 }
 
-/// A running stand-in.
+/// Sets up a stand-in: its users, its registered applications, its lifetimes; then
+/// [`start`](Builder::start) it. From [`StandIn::builder`].
+#[derive(Debug)]
+pub struct Builder {
+    addr: SocketAddr,
+    settings: Settings,
+    users: Vec<LmsUser>,
+    clients: Vec<RegisteredClient>,
+}
+
+impl Builder {
+    /// Where to listen; default `127.0.0.1:0`, a free port (see [`StandIn::url`]).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Everything at once (the defaults are the LMS's).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// A learner who may log in.
+    pub fn user(mut self, user: LmsUser) -> Self {
+        self.users.push(user);
+        self
+    }
+
+    /// A registered application ([`RegisteredClient::skipping_consent`] for one without a consent
+    /// page).
+    pub fn client(mut self, client: RegisteredClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// `JWT_ACCESS_TOKEN_EXPIRE_SECONDS`: how long JWTs live (default an hour).
+    pub fn jwt_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.jwt_lifetime = lifetime;
+        self
+    }
+
+    /// DOT's `AUTHORIZATION_CODE_EXPIRE_SECONDS` (default 60 s).
+    pub fn code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.code_lifetime = lifetime;
+        self
+    }
+
+    /// `REFRESH_TOKEN_EXPIRE_SECONDS` (default 90 days).
+    pub fn refresh_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.refresh_lifetime = lifetime;
+        self
+    }
+
+    /// A URL of `IDA_LOGOUT_URI_LIST`, loaded in a hidden iframe by `/logout`.
+    pub fn logout_uri(mut self, uri: impl Into<String>) -> Self {
+        self.settings.ida_logout_uri_list.push(uri.into());
+        self
+    }
+
+    /// Binds and serves in the background until the [`StandIn`] is dropped.
+    pub async fn start(self) -> std::io::Result<StandIn> {
+        let standin = StandIn::spawn(self.addr, self.settings).await?;
+        for user in self.users {
+            standin.add_user(user);
+        }
+        for client in self.clients {
+            standin.register_client(client);
+        }
+        Ok(standin)
+    }
+}
+
+/// A running stand-in; dropping it stops it.
 pub struct StandIn {
     shared: Shared,
     addr: SocketAddr,
@@ -357,6 +520,17 @@ pub struct StandIn {
 }
 
 impl StandIn {
+    /// A stand-in on a free loopback port with the LMS's default settings, no users and no
+    /// applications yet.
+    pub fn builder() -> Builder {
+        Builder {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            settings: Settings::default(),
+            users: Vec::new(),
+            clients: Vec::new(),
+        }
+    }
+
     /// Binds `addr` (port 0 for a random one) and serves in the background.
     pub async fn spawn(addr: SocketAddr, settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
@@ -422,6 +596,23 @@ impl StandIn {
 
     pub fn api_requests(&self) -> Vec<RecordedApiRequest> {
         self.shared.lock().api_requests.clone()
+    }
+
+    /// Plays the browser of `username` (a user of this stand-in) at `authorize_url`, the
+    /// `/oauth2/authorize` URL an app sends browsers to: logged in, consent given. Returns the
+    /// address the LMS sends the browser back to: the redirect URI with `code` and `state`, or
+    /// with `error=` for the refusals the LMS redirects (a scope the application may not have...).
+    /// A request the LMS refuses with a page instead (unknown client, unregistered redirect URI)
+    /// is `Err` with its message. For tests of an app's callback without a browser; no HTTP
+    /// request is made, so [`calls`](Self::calls) and the journal do not count it.
+    pub fn authorize_as(&self, authorize_url: &str, username: &str) -> Result<Url, String> {
+        let location = authorize::authorize_as(&self.shared, authorize_url, username)?;
+        Url::parse(&location).map_err(|e| format!("{location:?}: {e}"))
+    }
+
+    /// Every request so far, in order, with the status it was answered.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.shared.lock().journal.clone()
     }
 
     /// Every code, access token and refresh token issued so far.
@@ -539,18 +730,20 @@ fn endpoint_of(path: &str) -> Option<&'static str> {
     })
 }
 
-/// Counts every request by endpoint, and plays the fault set for it, if any.
+/// Counts every request by endpoint, plays the fault set for it, if any, and writes the journal.
 async fn count_and_play_faults(
     axum::extract::State(s): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let Some(endpoint) = endpoint_of(request.uri().path()) else {
-        return next.run(request).await;
-    };
-    s.count(endpoint);
-    let fault = s.lock().faults.get(endpoint).cloned();
-    match fault {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let endpoint = endpoint_of(&path);
+    let fault = endpoint.and_then(|endpoint| {
+        s.count(endpoint);
+        s.lock().faults.get(endpoint).cloned()
+    });
+    let response = match fault {
         None => next.run(request).await,
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
@@ -566,7 +759,14 @@ async fn count_and_play_faults(
             body,
         )
             .into_response(),
-    }
+    };
+    s.lock().journal.push(JournalEntry {
+        method,
+        path,
+        endpoint,
+        status: response.status().as_u16(),
+    });
+    response
 }
 
 /// The value of one cookie in the request.
@@ -592,7 +792,7 @@ fn random_token(len: usize) -> String {
 }
 
 #[derive(askama::Template)]
-#[template(path = "standin/message.html")]
+#[template(path = "message.html")]
 struct MessagePage<'a> {
     title: &'a str,
     message: &'a str,

@@ -1,4 +1,4 @@
-//! The real `profiles` binary's token and API commands against the stand-in.
+//! The real `openedx` binary's token and API commands against the stand-in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -6,7 +6,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use profiles::standin::{GrantType, LmsUser, RegisteredClient, Settings, StandIn};
+use openedx_standin::{GrantType, LmsUser, RegisteredClient, Settings, StandIn};
 use serde_json::Value;
 
 const SERVICE_ID: &str = "service-app";
@@ -44,8 +44,8 @@ async fn standin(settings: Settings) -> StandIn {
 }
 
 /// Runs the binary with the LMS settings, `extra` variables and `stdin`, away from any `.env`.
-async fn profiles(standin: &StandIn, args: &[&str], extra: &[(&str, &str)], stdin: &str) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_profiles"));
+async fn openedx(standin: &StandIn, args: &[&str], extra: &[(&str, &str)], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openedx"));
     command
         .args(args)
         .current_dir(std::env::temp_dir())
@@ -61,7 +61,7 @@ async fn profiles(standin: &StandIn, args: &[&str], extra: &[(&str, &str)], stdi
     let stdin = stdin.to_owned();
     // The stand-in serves on this test's runtime: wait for the process off it.
     tokio::task::spawn_blocking(move || {
-        let mut child = command.spawn().expect("the profiles binary runs");
+        let mut child = command.spawn().expect("the openedx binary runs");
         child
             .stdin
             .take()
@@ -82,7 +82,7 @@ async fn profiles(standin: &StandIn, args: &[&str], extra: &[(&str, &str)], stdi
 #[tokio::test]
 async fn client_credentials_prints_the_token_as_json() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    let run = openedx(&lms, &["token", "client-credentials", "--json"], &[], "").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     let token = run.json();
     assert_eq!(token["token_type"], "JWT");
@@ -97,7 +97,7 @@ async fn client_credentials_prints_the_token_as_json() {
 #[tokio::test]
 async fn client_credentials_prints_a_table_for_people() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(&lms, &["token", "client-credentials"], &[], "").await;
+    let run = openedx(&lms, &["token", "client-credentials"], &[], "").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("token_type     JWT"), "{}", run.stdout);
     assert!(
@@ -109,7 +109,7 @@ async fn client_credentials_prints_a_table_for_people() {
 #[tokio::test]
 async fn a_wrong_secret_is_one_line_and_a_failure_exit() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "client-credentials"],
         &[("LMS_CLIENT_SECRET", "wrong-secret")],
@@ -125,7 +125,7 @@ async fn a_wrong_secret_is_one_line_and_a_failure_exit() {
 #[tokio::test]
 async fn password_reads_the_password_from_stdin_and_refresh_rotates() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "password", "--username", "learner", "--json"],
         &[],
@@ -136,7 +136,7 @@ async fn password_reads_the_password_from_stdin_and_refresh_rotates() {
     let first = run.json();
     let refresh = first["refresh_token"].as_str().unwrap().to_owned();
 
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "refresh", "--client-id", MOBILE_ID, "--json"],
         &[],
@@ -147,7 +147,7 @@ async fn password_reads_the_password_from_stdin_and_refresh_rotates() {
     let second = run.json();
     assert_ne!(second["refresh_token"], first["refresh_token"]);
 
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "revoke", "--client-id", MOBILE_ID],
         &[],
@@ -162,7 +162,7 @@ async fn password_reads_the_password_from_stdin_and_refresh_rotates() {
 #[tokio::test]
 async fn the_password_is_never_an_argument() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(
+    let run = openedx(
         &lms,
         &[
             "token",
@@ -178,7 +178,7 @@ async fn the_password_is_never_an_argument() {
     .await;
     assert_ne!(run.code, 0);
     assert_eq!(lms.calls("token"), 0);
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "password", "--username", "learner"],
         &[],
@@ -192,10 +192,10 @@ async fn the_password_is_never_an_argument() {
 #[tokio::test]
 async fn inspect_checks_the_signature_when_a_key_is_set() {
     let lms = standin(Settings::default()).await;
-    let token = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    let token = openedx(&lms, &["token", "client-credentials", "--json"], &[], "").await;
     let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
 
-    let run = profiles(&lms, &["token", "inspect", &jwt], &[], "").await;
+    let run = openedx(&lms, &["token", "inspect", &jwt], &[], "").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("not checked"), "{}", run.stdout);
     assert!(
@@ -208,7 +208,7 @@ async fn inspect_checks_the_signature_when_a_key_is_set() {
         ("LMS_JWT_SECRET", "lms-secret"),
         ("LMS_JWT_AUDIENCE", "lms-key"),
     ];
-    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
+    let run = openedx(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["signature"], "valid");
 
@@ -216,7 +216,7 @@ async fn inspect_checks_the_signature_when_a_key_is_set() {
     let (signed, signature) = jwt.rsplit_once('.').unwrap();
     let first = if signature.starts_with('A') { 'B' } else { 'A' };
     let tampered = format!("{signed}.{first}{}", &signature[1..]);
-    let run = profiles(&lms, &["token", "inspect", &tampered], &key, "").await;
+    let run = openedx(&lms, &["token", "inspect", &tampered], &key, "").await;
     assert_ne!(run.code, 0);
     assert!(
         run.stderr.contains("signature does not match"),
@@ -225,7 +225,7 @@ async fn inspect_checks_the_signature_when_a_key_is_set() {
     );
 
     let jwks = lms.public_jwks().to_string();
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "inspect", &jwt],
         &[("LMS_JWT_JWKS", jwks.as_str())],
@@ -242,10 +242,10 @@ async fn inspect_detects_an_expired_jwt() {
         ..Settings::default()
     })
     .await;
-    let token = profiles(&lms, &["token", "client-credentials", "--json"], &[], "").await;
+    let token = openedx(&lms, &["token", "client-credentials", "--json"], &[], "").await;
     let jwt = token.json()["access_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let run = profiles(&lms, &["token", "inspect", &jwt], &[], "").await;
+    let run = openedx(&lms, &["token", "inspect", &jwt], &[], "").await;
     assert_ne!(run.code, 0);
     assert!(run.stdout.contains("expired"), "{}", run.stdout);
     assert!(run.stderr.contains("the JWT has expired"), "{}", run.stderr);
@@ -254,10 +254,10 @@ async fn inspect_detects_an_expired_jwt() {
 #[tokio::test]
 async fn api_calls_an_lms_api_with_a_client_credentials_jwt() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(&lms, &["api", "GET", "/api/user/v1/me"], &[], "").await;
+    let run = openedx(&lms, &["api", "GET", "/api/user/v1/me"], &[], "").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["username"], "service-user");
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["api", "GET", "/api/enrollment/v1/enrollment"],
         &[],
@@ -269,7 +269,7 @@ async fn api_calls_an_lms_api_with_a_client_credentials_jwt() {
     let authorization = lms.api_requests().pop().unwrap().authorization.unwrap();
     assert!(authorization.starts_with("JWT "));
 
-    let run = profiles(&lms, &["api", "POST", "/api/user/v1/me"], &[], "").await;
+    let run = openedx(&lms, &["api", "POST", "/api/user/v1/me"], &[], "").await;
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("only GET"));
 }
@@ -288,18 +288,18 @@ fn signed_jwt(claims: &Value, secret: &str) -> String {
 }
 
 fn in_an_hour() -> i64 {
-    profiles::lms::unix_now() + 3600
+    openedx_client::unix_now() + 3600
 }
 
 #[tokio::test]
 async fn inspect_reads_the_jwt_from_standard_input_and_help_says_so() {
     let lms = standin(Settings::default()).await;
-    let help = profiles(&lms, &["token", "inspect", "--help"], &[], "").await;
+    let help = openedx(&lms, &["token", "inspect", "--help"], &[], "").await;
     assert_eq!(help.code, 0, "{}", help.stderr);
     assert!(help.stdout.contains("standard input"), "{}", help.stdout);
     assert!(help.stdout.contains("shell history"), "{}", help.stdout);
     let jwt = signed_jwt(&serde_json::json!({ "exp": in_an_hour() }), "k");
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["token", "inspect", "--json"],
         &[],
@@ -314,12 +314,12 @@ async fn inspect_reads_the_jwt_from_standard_input_and_help_says_so() {
 async fn inspect_says_a_jwt_without_exp_has_no_expiry_not_that_it_expired() {
     let lms = standin(Settings::default()).await;
     let jwt = signed_jwt(&serde_json::json!({ "sub": "x" }), "lms-secret");
-    let run = profiles(&lms, &["token", "inspect"], &[], &jwt).await;
+    let run = openedx(&lms, &["token", "inspect"], &[], &jwt).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("has no expiry"), "{}", run.stdout);
     assert!(!run.stdout.contains("expired"), "{}", run.stdout);
     let key = [("LMS_JWT_SECRET", "lms-secret")];
-    let run = profiles(&lms, &["token", "inspect"], &key, &jwt).await;
+    let run = openedx(&lms, &["token", "inspect"], &key, &jwt).await;
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("has no expiry"), "{}", run.stderr);
     assert!(!run.stderr.contains("has expired"), "{}", run.stderr);
@@ -336,14 +336,14 @@ async fn inspect_accepts_an_aud_array_holding_the_expected_audience() {
         &serde_json::json!({ "aud": ["other", "openedx"], "exp": in_an_hour() }),
         "lms-secret",
     );
-    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &holding).await;
+    let run = openedx(&lms, &["token", "inspect", "--json"], &key, &holding).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["audience"], "valid");
     let lacking = signed_jwt(
         &serde_json::json!({ "aud": ["other"], "exp": in_an_hour() }),
         "lms-secret",
     );
-    let run = profiles(&lms, &["token", "inspect"], &key, &lacking).await;
+    let run = openedx(&lms, &["token", "inspect"], &key, &lacking).await;
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("aud"), "{}", run.stderr);
 }
@@ -356,7 +356,7 @@ async fn inspect_says_issuer_and_audience_were_not_checked_when_unset() {
         "lms-secret",
     );
     let key = [("LMS_JWT_SECRET", "lms-secret")];
-    let run = profiles(&lms, &["token", "inspect"], &key, &jwt).await;
+    let run = openedx(&lms, &["token", "inspect"], &key, &jwt).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
@@ -370,7 +370,7 @@ async fn inspect_says_issuer_and_audience_were_not_checked_when_unset() {
         "{}",
         run.stdout
     );
-    let run = profiles(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
+    let run = openedx(&lms, &["token", "inspect", "--json"], &key, &jwt).await;
     assert_eq!(run.json()["issuer"], "not_checked");
     assert_eq!(run.json()["audience"], "not_checked");
 }
@@ -379,7 +379,7 @@ async fn inspect_says_issuer_and_audience_were_not_checked_when_unset() {
 async fn api_refuses_a_url_or_relative_path_saying_what_is_wrong_with_it() {
     let lms = standin(Settings::default()).await;
     for path in ["http://127.0.0.1:9/x", "//host/x", "api/x", "/\\host/x"] {
-        let run = profiles(&lms, &["api", "GET", path], &[], "").await;
+        let run = openedx(&lms, &["api", "GET", path], &[], "").await;
         assert_eq!(run.code, 1, "{path}");
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
         assert!(
@@ -395,7 +395,7 @@ async fn api_refuses_a_url_or_relative_path_saying_what_is_wrong_with_it() {
 #[tokio::test]
 async fn api_names_the_path_in_an_lms_error() {
     let lms = standin(Settings::default()).await;
-    let run = profiles(
+    let run = openedx(
         &lms,
         &["api", "GET", "/api/user/v1/accounts/nobody"],
         &[],
@@ -419,7 +419,7 @@ async fn an_error_written_to_closed_pipes_exits_1_never_a_panic() {
     let codes = tokio::task::spawn_blocking(move || {
         (0..5)
             .map(|_| {
-                let mut child = Command::new(env!("CARGO_BIN_EXE_profiles"))
+                let mut child = Command::new(env!("CARGO_BIN_EXE_openedx"))
                     .args(["token", "inspect", &jwt])
                     .current_dir(std::env::temp_dir())
                     .env_clear()

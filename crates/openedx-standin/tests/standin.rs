@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use profiles::standin::{LmsUser, RegisteredClient, Settings, StandIn};
+use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -488,4 +488,71 @@ async fn a_learner_sees_only_the_public_fields_of_another_account() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_builder_registers_users_and_applications_and_the_journal_records_requests() {
+    use openedx_standin::JournalEntry;
+    let standin = StandIn::builder()
+        .user(LmsUser::demo_learner())
+        .client(RegisteredClient::client_credentials(
+            "reports",
+            "reports-secret",
+            "reports-service",
+        ))
+        .jwt_lifetime(Duration::from_secs(30))
+        .start()
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(standin.url().join("/oauth2/access_token").unwrap())
+        .basic_auth("reports", Some("reports-secret"))
+        .form(&[("grant_type", "client_credentials"), ("token_type", "jwt")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["expires_in"], 30);
+    let missing = client
+        .get(standin.url().join("/api/user/v1/me").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(standin.calls("token"), 1);
+    assert_eq!(
+        standin.journal(),
+        [
+            JournalEntry {
+                method: "POST".into(),
+                path: "/oauth2/access_token".into(),
+                endpoint: Some("token"),
+                status: 200,
+            },
+            JournalEntry {
+                method: "GET".into(),
+                path: "/api/user/v1/me".into(),
+                endpoint: Some("me"),
+                status: 401,
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn authorize_as_plays_a_browser_that_signs_in_and_consents() {
+    let lms = Lms::start(Settings::default(), |c| c.skip_authorization = false).await;
+    let url = lms.authorize_url("/oauth2/authorize/", &[]);
+    let callback = lms.standin.authorize_as(url.as_str(), "learner").unwrap();
+    assert_eq!(query(&callback, "state").as_deref(), Some("the-state"));
+    let code = query(&callback, "code").unwrap();
+    assert!(lms.standin.issued().codes.contains(&code));
+    // A client the stand-in does not know is the LMS's 400 page, not a redirect.
+    let unknown = lms.authorize_url("/oauth2/authorize/", &[("client_id", "nobody")]);
+    let refused = lms.standin.authorize_as(unknown.as_str(), "learner");
+    assert_eq!(refused.unwrap_err(), "Invalid client_id parameter value.");
+    assert!(lms.standin.authorize_as(url.as_str(), "nobody").is_err());
 }

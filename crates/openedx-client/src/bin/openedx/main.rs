@@ -3,47 +3,42 @@
 //! environment and `.env` as the app; `--json` makes output machine-readable; an error is one line
 //! on stderr and a non-zero exit.
 
+//! `openedx`: the Open edX token recipes and API calls from a shell, on the same client an app
+//! uses. Settings come from the environment and `.env` (`LMS_URL`, `LMS_CLIENT_ID`,
+//! `LMS_CLIENT_SECRET`, `LMS_PUBLIC_CLIENT_ID`, `LMS_JWT_*`...); `--json` makes output
+//! machine-readable; an error is one line on stderr and a non-zero exit.
+
 use std::{
+    collections::HashMap,
     io::{BufRead, IsTerminal, Write},
-    sync::Arc,
+    process::ExitCode,
     time::Duration,
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::{Value, json};
-
-use crate::{
-    config::{Config, DEFAULT_BIND},
-    lms::{
-        ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient, Token, TokenHint,
-        check_api_path, unix_now,
-    },
-    metrics::Metrics,
-    secret::Secret,
+use openedx_client::{
+    ClientConfig, ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient, Secret,
+    Token, TokenHint, check_api_path, unix_now,
 };
+use serde_json::{Value, json};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "profiles",
+    name = "openedx",
     version,
-    about = "Sign in with Open edX, and the LMS token recipes"
+    about = "The Open edX LMS token recipes and API calls"
 )]
-pub struct Cli {
+struct Cli {
     /// Print JSON instead of text (for scripts).
     #[arg(long, global = true)]
-    pub json: bool,
+    json: bool,
     #[command(subcommand)]
-    pub command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the app with the settings from the environment and .env (the default).
-    Serve,
-    /// Serve the app beside a built-in LMS stand-in, on loopback, for a first try.
-    Demo,
-    /// Exit 0 if the app on BIND answers /healthz (for container health checks).
-    Healthcheck,
+enum Command {
     /// Get, refresh, inspect or revoke LMS tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -56,8 +51,47 @@ pub enum Command {
     },
 }
 
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match load_dotenv().and_then(|()| init_logging()) {
+        Err(message) => Err(message),
+        Ok(()) => run(cli.command, cli.json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            // Not eprintln!, which panics when stderr is a closed pipe: the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "openedx: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `.env` first, so that `RUST_LOG` in it applies to logging too. A missing `.env` is normal; a
+/// broken one is not.
+fn load_dotenv() -> Result<(), String> {
+    match dotenvy::dotenv() {
+        Err(e) if !e.not_found() => Err(format!(
+            ".env: could not be read ({e}); fix the line it names or remove it"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Logs go to stderr, stdout being for results; `RUST_LOG` filters (default: warnings only).
+fn init_logging() -> Result<(), String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
+}
+
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
+enum TokenCommand {
     /// A token for this application (LMS_CLIENT_ID/LMS_CLIENT_SECRET, grant client-credentials).
     ClientCredentials {
         /// Ask for an RS512 JWT (asymmetric_jwt) instead of HS256.
@@ -83,7 +117,7 @@ pub enum TokenCommand {
     /// Decode a JWT: claims, expiry, and the signature when a key is set (LMS_JWT_SECRET for
     /// HS256, LMS_JWT_JWKS for RS512; LMS_JWT_ISSUER, LMS_JWT_AUDIENCE). The JWT is read from
     /// standard input (or a hidden prompt) when not given: an argument lands in shell history and
-    /// in `ps`, so prefer `profiles token inspect < jwt.txt`.
+    /// in `ps`, so prefer `openedx token inspect < jwt.txt`.
     Inspect {
         /// The JWT; leave it out to read it from standard input (arguments show in shell history
         /// and `ps`).
@@ -100,15 +134,17 @@ pub enum TokenCommand {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Hint {
+enum Hint {
     AccessToken,
     RefreshToken,
 }
 
 /// Runs a `token` or `api` command.
-pub async fn run_lms_command(command: Command, json_output: bool) -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
-    let client = LmsClient::new(&config, Arc::new(Metrics::default()))?;
+async fn run(command: Command, json_output: bool) -> Result<(), String> {
+    let vars: HashMap<String, String> = std::env::vars().collect();
+    let mut config = ClientConfig::from_vars(&vars).map_err(|e| e.to_string())?;
+    config.user_agent = concat!("openedx/", env!("CARGO_PKG_VERSION")).into();
+    let client = LmsClient::new(config).map_err(|e| e.to_string())?;
     let out = Output { json: json_output };
     match command {
         Command::Token(TokenCommand::ClientCredentials { asymmetric }) => {
@@ -174,7 +210,6 @@ pub async fn run_lms_command(command: Command, json_output: bool) -> Result<(), 
             let body = authorizer.get(&path).await.map_err(|e| e.to_string())?;
             out.api(&body)
         }
-        Command::Serve | Command::Demo | Command::Healthcheck => Err("not an LMS command".into()),
     }
 }
 
@@ -414,31 +449,6 @@ fn in_words(seconds: i64) -> String {
     }
 }
 
-/// `profiles healthcheck`: asks this app's `/healthz` on `BIND` (the image has no curl).
-pub async fn healthcheck() -> Result<(), String> {
-    let bind = std::env::var("BIND").unwrap_or_else(|_| DEFAULT_BIND.into());
-    let mut addr: std::net::SocketAddr = bind
-        .parse()
-        .map_err(|_| format!("BIND: {bind:?} is not an address:port"))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let response = reqwest::Client::new()
-        .get(format!("http://{addr}/healthz"))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .await
-        .map_err(|e| format!("http://{addr}/healthz: {e}"))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "http://{addr}/healthz answered {}",
-            response.status()
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,17 +463,15 @@ mod tests {
     #[test]
     fn the_command_line_parses_every_recipe() {
         for args in [
-            vec!["profiles"],
-            vec!["profiles", "demo"],
-            vec!["profiles", "token", "client-credentials", "--json"],
-            vec!["profiles", "token", "password", "--username", "learner"],
-            vec!["profiles", "token", "refresh", "--client-id", "mobile"],
-            vec!["profiles", "token", "inspect", "a.b.c"],
-            vec!["profiles", "token", "revoke", "--hint", "access-token"],
-            vec!["profiles", "api", "GET", "/api/enrollment/v1/enrollment"],
+            vec!["openedx", "token", "client-credentials", "--json"],
+            vec!["openedx", "token", "password", "--username", "learner"],
+            vec!["openedx", "token", "refresh", "--client-id", "mobile"],
+            vec!["openedx", "token", "inspect", "a.b.c"],
+            vec!["openedx", "token", "revoke", "--hint", "access-token"],
+            vec!["openedx", "api", "GET", "/api/enrollment/v1/enrollment"],
         ] {
             Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         }
-        assert!(Cli::try_parse_from(["profiles", "token", "password"]).is_err());
+        assert!(Cli::try_parse_from(["openedx", "token", "password"]).is_err());
     }
 }

@@ -15,7 +15,7 @@ use super::{
     LmsUser, RecordedApiRequest, Shared,
     token::{hmac, rs512_public_key},
 };
-use crate::lms::unix_now;
+use crate::unix_now;
 
 /// `JWT_AUTH['JWT_LEEWAY']`.
 const LEEWAY_SECS: i64 = 1;

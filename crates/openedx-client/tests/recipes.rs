@@ -5,15 +5,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use profiles::{
-    config::Config,
-    lms::{
-        ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient, LmsError,
-        TokenHint, TokenKind, unix_now,
-    },
-    metrics::Metrics,
-    secret::Secret,
-    standin::{DEMO_COURSE, Fault, GrantType, LmsUser, RegisteredClient, Settings, StandIn},
+use openedx_client::{
+    ClientConfig, ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient,
+    LmsError, Secret, TokenHint, TokenKind, unix_now,
+};
+use openedx_standin::{
+    DEMO_COURSE, Fault, GrantType, LmsUser, RegisteredClient, Settings, StandIn,
 };
 
 const SERVICE_ID: &str = "service-app";
@@ -59,11 +56,7 @@ impl Lms {
         for (k, v) in vars {
             all.insert((*k).to_owned(), (*v).to_owned());
         }
-        LmsClient::new(
-            &Config::from_vars(&all).unwrap(),
-            Arc::new(Metrics::default()),
-        )
-        .unwrap()
+        LmsClient::new(ClientConfig::from_vars(&all).unwrap()).unwrap()
     }
 
     fn client(&self) -> LmsClient {

@@ -1,18 +1,15 @@
 //! Reading the claims of an LMS JWT, and verifying one when the operator supplies the key (see
-//! `../shared/openedx.md` §3).
+//! `openedx.md` §3; verifying needs the `verify` feature, on by default).
 //!
-//! The app got the token straight from the LMS token endpoint over a channel it chose, so, like the
-//! LMS's own relying party (`auth-backends`), it reads the claims without checking the signature;
-//! the page that shows them says so.
+//! An app that got the token straight from the LMS token endpoint, over a channel it chose, may
+//! read the claims without checking the signature, as the LMS's own relying party
+//! (`auth-backends`) does; a service handed a JWT by someone else must [`Jwt::verify`] it.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
-use rsa::{RsaPublicKey, signature::Verifier};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Sha256, Sha512};
 
-use crate::secret::Secret;
+use crate::Secret;
 
 /// The payload of a JWT, decoded but **not** signature-checked.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -60,44 +57,56 @@ impl UnverifiedClaims {
     }
 }
 
-/// A JWT from the LMS: its header and claims decoded, its signature kept for [`Jwt::verify`].
+/// A JWT from the LMS: its header and claims decoded, the whole kept for [`Jwt::verify`].
 #[derive(Clone, Debug)]
 pub struct Jwt {
     header: Map<String, Value>,
     claims: UnverifiedClaims,
-    signing_input: String,
-    signature: Vec<u8>,
+    /// The JWT as it came; a credential, hence redacted in `Debug`.
+    #[cfg_attr(
+        not(feature = "verify"),
+        expect(dead_code, reason = "only verification reads it")
+    )]
+    raw: Secret,
 }
 
 /// What verifies an LMS JWT. The LMS publishes no key URL (`openedx.md` §3): the operator copies
 /// `JWT_SECRET_KEY` (HS256, the default) or `JWT_PUBLIC_SIGNING_JWK_SET` (RS512, for tokens asked
 /// for with `asymmetric_jwt`) out of the LMS settings.
-#[derive(Clone, Debug)]
+#[cfg(feature = "verify")]
+#[derive(Clone)]
 pub enum JwtKey {
     Hs256(Secret),
-    Rs512(Vec<RsaPublicKey>),
+    /// The RSA keys of the JWK set; a JWT signed by any of them verifies.
+    Rs512(Vec<jsonwebtoken::DecodingKey>),
 }
 
+#[cfg(feature = "verify")]
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hs256(secret) => f.debug_tuple("Hs256").field(secret).finish(),
+            Self::Rs512(keys) => write!(f, "Rs512([{} public keys])", keys.len()),
+        }
+    }
+}
+
+#[cfg(feature = "verify")]
 impl JwtKey {
     /// The RSA keys of a JWK set (`{"keys": [{"kty": "RSA", "n": ..., "e": ...}]}`).
     pub fn from_jwk_set(json: &str) -> Result<Self, JwtError> {
         let set: Value = serde_json::from_str(json).map_err(|_| JwtError::BadKey)?;
-        let keys: Vec<RsaPublicKey> = set["keys"]
+        let keys = set["keys"]
             .as_array()
             .ok_or(JwtError::BadKey)?
             .iter()
             .filter(|k| k["kty"] == "RSA")
-            .map(|k| {
-                let part = |name: &str| {
-                    k[name]
-                        .as_str()
-                        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-                        .map(|b| rsa::BigUint::from_bytes_be(&b))
-                        .ok_or(JwtError::BadKey)
-                };
-                RsaPublicKey::new(part("n")?, part("e")?).map_err(|_| JwtError::BadKey)
+            .map(|k| match (k["n"].as_str(), k["e"].as_str()) {
+                (Some(n), Some(e)) => jsonwebtoken::DecodingKey::from_rsa_components(n, e)
+                    .map_err(|_| JwtError::BadKey),
+                _ => Err(JwtError::BadKey),
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(JwtError::BadKey);
         }
@@ -168,24 +177,14 @@ impl Jwt {
             _ => return Err(JwtError::Malformed),
         };
         let claims = UnverifiedClaims::decode(raw).ok_or(JwtError::Malformed)?;
-        let signature = URL_SAFE_NO_PAD
+        URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| JwtError::Malformed)?;
         Ok(Self {
             header,
             claims,
-            signing_input: signing_input.to_owned(),
-            signature,
+            raw: Secret::new(raw),
         })
-    }
-
-    /// Whether `aud` is `audience`, or an array that holds it.
-    fn has_audience(&self, audience: &str) -> bool {
-        match self.claims.0.get("aud") {
-            Some(Value::String(aud)) => aud == audience,
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-            _ => false,
-        }
     }
 
     pub fn algorithm(&self) -> Option<&str> {
@@ -205,48 +204,95 @@ impl Jwt {
             .is_some_and(|exp| exp + leeway_secs < now)
     }
 
-    /// Checks the signature with `key`, then `exp` (required), `iss` and `aud`, as
-    /// edx-drf-extensions does. `aud` may be one string or an array of them (RFC 7519 §4.1.3):
-    /// either way it must hold the expected audience.
+    /// Checks the signature with `key` (through `jsonwebtoken`), that `exp` is present, `iss` and
+    /// `aud`, as edx-drf-extensions does, then `exp` against `now`. `aud` may be one string or an
+    /// array of them (RFC 7519 §4.1.3): either way it must hold the expected audience.
+    ///
+    /// The expiry is compared here, against the `now` given, rather than by `jsonwebtoken`, which
+    /// reads the system clock: callers (and tests) decide what now is.
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, Expected, Jwt, JwtError, JwtKey, LmsClient, Secret, unix_now};
+    /// # use openedx_standin::{RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    /// #     .start()
+    /// #     .await?;
+    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let token = client.client_credentials().await?;
+    /// let jwt = Jwt::decode(token.access_token.expose())?;
+    ///
+    /// // HS256, with the LMS's JWT_SECRET_KEY (the stand-in's is devstack's).
+    /// let key = JwtKey::Hs256(Secret::new("lms-secret"));
+    /// let expected = Expected {
+    ///     issuer: Some(format!("{}oauth2", lms.url())),
+    ///     audience: Some("lms-key".into()),
+    ///     leeway_secs: 1,
+    /// };
+    /// jwt.verify(&key, &expected, unix_now())?;
+    /// let forged = JwtKey::Hs256(Secret::new("guessed"));
+    /// assert_eq!(jwt.verify(&forged, &expected, unix_now()), Err(JwtError::BadSignature));
+    ///
+    /// // RS512 (asked for with `asymmetric_jwt`), with the LMS's public JWK set.
+    /// let token = client.asymmetric().client_credentials().await?;
+    /// let jwks = JwtKey::from_jwk_set(&lms.public_jwks().to_string())?;
+    /// Jwt::decode(token.access_token.expose())?.verify(&jwks, &expected, unix_now())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "verify")]
     pub fn verify(&self, key: &JwtKey, expected: &Expected, now: i64) -> Result<(), JwtError> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+
         let alg = self.algorithm().unwrap_or_default();
-        let valid = match key {
-            JwtKey::Hs256(secret) if alg == "HS256" => {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
-                    .map_err(|_| JwtError::BadKey)?;
-                mac.update(self.signing_input.as_bytes());
-                mac.verify_slice(&self.signature).is_ok()
+        let secret;
+        let (algorithm, keys): (Algorithm, Vec<&DecodingKey>) = match key {
+            JwtKey::Hs256(s) if alg == "HS256" => {
+                secret = DecodingKey::from_secret(s.expose().as_bytes());
+                (Algorithm::HS256, vec![&secret])
             }
-            JwtKey::Rs512(keys) if alg == "RS512" => {
-                let signature = rsa::pkcs1v15::Signature::try_from(self.signature.as_slice())
-                    .map_err(|_| JwtError::BadSignature)?;
-                keys.iter().any(|k| {
-                    rsa::pkcs1v15::VerifyingKey::<Sha512>::new(k.clone())
-                        .verify(self.signing_input.as_bytes(), &signature)
-                        .is_ok()
-                })
-            }
+            JwtKey::Rs512(keys) if alg == "RS512" => (Algorithm::RS512, keys.iter().collect()),
             _ => return Err(JwtError::WrongAlgorithm(alg.to_owned())),
         };
-        if !valid {
-            return Err(JwtError::BadSignature);
+        let mut validation = Validation::new(algorithm);
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        if let Some(issuer) = &expected.issuer {
+            validation.set_issuer(&[issuer]);
         }
-        if self.claims.expires_at().is_none() {
-            return Err(JwtError::NoExpiry);
+        match &expected.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let mut outcome = Err(JwtError::BadSignature);
+        for key in keys {
+            outcome = match jsonwebtoken::decode::<Value>(self.raw.expose(), key, &validation) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(match e.kind() {
+                    ErrorKind::InvalidSignature => continue,
+                    ErrorKind::MissingRequiredClaim(_) => JwtError::NoExpiry,
+                    ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+                    ErrorKind::InvalidAudience => JwtError::WrongAudience,
+                    ErrorKind::InvalidAlgorithm => JwtError::WrongAlgorithm(alg.to_owned()),
+                    ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => JwtError::BadKey,
+                    _ => JwtError::Malformed,
+                }),
+            };
+            break;
+        }
+        outcome?;
+        // jsonwebtoken lets an absent `iss` or `aud` through unless required; the LMS always
+        // writes both, so an expected one that is missing is refused like a wrong one.
+        if expected.issuer.is_some() && !self.claims.0.contains_key("iss") {
+            return Err(JwtError::WrongIssuer);
+        }
+        if expected.audience.is_some() && !self.claims.0.contains_key("aud") {
+            return Err(JwtError::WrongAudience);
         }
         if self.is_expired(now, expected.leeway_secs) {
             return Err(JwtError::Expired);
-        }
-        let claim = |name: &str| self.claims.0.get(name).and_then(Value::as_str);
-        if let Some(issuer) = &expected.issuer
-            && claim("iss") != Some(issuer.as_str())
-        {
-            return Err(JwtError::WrongIssuer);
-        }
-        if let Some(audience) = &expected.audience
-            && !self.has_audience(audience)
-        {
-            return Err(JwtError::WrongAudience);
         }
         Ok(())
     }

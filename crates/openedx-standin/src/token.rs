@@ -59,7 +59,7 @@ pub(super) fn public_jwks() -> Value {
 pub(super) fn rs512_public_key() -> RsaPublicKey {
     RsaPublicKey::from(&*SIGNING_KEY)
 }
-use crate::lms::unix_now;
+use crate::unix_now;
 
 /// An OAuth 2 error answer, exactly as oauthlib writes it.
 fn oauth_error(status: StatusCode, error: &str, description: Option<&str>) -> Response {

@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::jwt::UnverifiedClaims;
-use crate::secret::Secret;
+use crate::{Secret, UnverifiedClaims};
 
 /// What kind of access token the LMS returned: it decides the `Authorization` scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

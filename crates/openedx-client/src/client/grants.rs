@@ -8,8 +8,12 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use super::{Endpoint, LmsClient, LmsError, Token, oauth_request_error, parse, send_token_request};
-use crate::{config::join, secret::Secret};
+use super::send_token_request;
+use crate::{
+    Endpoint, LmsClient, LmsError, Secret, Token,
+    config::join,
+    transport::{oauth_request_error, parse},
+};
 
 /// `token_type_hint` for revocation (RFC 7009).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,12 +56,58 @@ impl LmsClient {
 
     /// Recipe 1, client credentials: a token for the application itself (it acts as the user who
     /// owns it). No refresh token comes back: renewing means asking again.
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, LmsClient};
+    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .user(LmsUser::demo_learner())
+    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    /// #     .client(RegisteredClient::public_password("mobile"))
+    /// #     .start()
+    /// #     .await?;
+    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let token = client.client_credentials().await?;
+    /// assert_eq!(token.authorization(), format!("JWT {}", token.access_token.expose()));
+    /// assert!(token.refresh_token.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn client_credentials(&self) -> Result<Token, LmsError> {
         send_token_request!(self, self.oauth.exchange_client_credentials())
     }
 
     /// Recipe 2, resource owner password: what the LMS's mobile apps do, as **public** clients
-    /// (`client_id` only, no secret). The user may give their username or their email.
+    /// (`client_id` only, no secret). The user may give their username or their email. With
+    /// recipes 3 and 6, refresh and revoke, as the same public client:
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, LmsClient, LmsError, Secret, TokenHint};
+    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .user(LmsUser::demo_learner())
+    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    /// #     .client(RegisteredClient::public_password("mobile"))
+    /// #     .start()
+    /// #     .await?;
+    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let password = Secret::new("learner-password"); // from a prompt, never an argument
+    /// let token = client.password("mobile", "learner", &password).await?;
+    /// let refresh = token.refresh_token.clone().ok_or("no refresh token")?;
+    ///
+    /// let renewed = client.refresh_token(&refresh, Some("mobile")).await?;
+    /// let spent = client.refresh_token(&refresh, Some("mobile")).await;
+    /// assert!(matches!(spent, Err(LmsError::OAuth { error, .. }) if error == "invalid_grant"));
+    ///
+    /// let newest = renewed.refresh_token.ok_or("no refresh token")?;
+    /// client.revoke_token(&newest, TokenHint::RefreshToken, Some("mobile")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn password(
         &self,
         public_client_id: &str,
@@ -111,6 +161,27 @@ impl LmsClient {
     /// Recipe 5, call an API: `GET {LMS}{path}` with `Authorization: JWT <jwt>` (or `Bearer` for
     /// an opaque token), e.g. `/api/enrollment/v1/enrollment`. `path` is a path on the LMS, never
     /// another host.
+    ///
+    /// ```
+    /// use openedx_client::{ClientConfig, LmsClient, LmsError, Secret};
+    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let lms = StandIn::builder()
+    /// #     .user(LmsUser::demo_learner())
+    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    /// #     .client(RegisteredClient::public_password("mobile"))
+    /// #     .start()
+    /// #     .await?;
+    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let token = client.password("mobile", "learner", &Secret::new("learner-password")).await?;
+    /// let enrollments = client.api_get("/api/enrollment/v1/enrollment", &token).await?;
+    /// assert_eq!(enrollments[0]["user"], "learner");
+    /// let elsewhere = client.api_get("https://elsewhere.example/x", &token).await;
+    /// assert!(matches!(elsewhere, Err(LmsError::NotAnLmsPath { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn api_get(&self, path: &str, token: &Token) -> Result<Value, LmsError> {
         if let Err(problem) = check_api_path(path) {
             return Err(LmsError::NotAnLmsPath {

@@ -1,0 +1,40 @@
+//! [`AppState`]: everything a request handler may need, built once at start.
+
+use std::sync::Arc;
+
+use openedx_client::LmsClient;
+
+use crate::{config::Config, metrics::Metrics, session::PendingCookies, store::Store};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// Behind an `Arc`: the client holds URLs and strings, and axum clones the state per request.
+    pub lms: Arc<LmsClient>,
+    pub store: Store,
+    pub pending: PendingCookies,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Opens the database (applying migrations, settling the keys) and builds the LMS client.
+    pub async fn new(config: Config) -> Result<Self, String> {
+        let store =
+            Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
+        let metrics = Arc::new(Metrics::default());
+        let observed = metrics.clone();
+        let lms = LmsClient::new(config.lms.clone())
+            .map_err(|e| e.to_string())?
+            .on_call(move |endpoint, took| observed.lms_call(endpoint.label(), took));
+        let lms = Arc::new(lms);
+        let pending = PendingCookies::new(store.keys().clone(), &config);
+        Ok(Self {
+            config: Arc::new(config),
+            lms,
+            store,
+            pending,
+            metrics,
+        })
+    }
+}
