@@ -6,8 +6,9 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# Dependencies first, in a layer of their own, so editing the app does not rebuild them: the
-# workspace's manifests, with empty sources for each of its crates.
+# Three layers, each rebuilt only when what it compiles changes: the dependencies (the workspace's
+# manifests, with empty sources for each of its crates), then the client crate, then the app. An
+# edit to the app recompiles the app alone.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/openedx-client/Cargo.toml crates/openedx-client/
 COPY crates/openedx-standin/Cargo.toml crates/openedx-standin/
@@ -16,15 +17,19 @@ RUN mkdir -p src crates/openedx-client/src/bin/openedx crates/openedx-standin/sr
         crates/openedx-standin/src/main.rs; do echo 'fn main() {}' > "$main"; done \
     && touch src/lib.rs crates/openedx-client/src/lib.rs crates/openedx-standin/src/lib.rs \
     && cargo build --locked --release --no-default-features \
-    && rm -rf src crates/openedx-client/src
-# The app and the client crate; the stand-in's empty sources stay, as the workspace lists it.
+    && rm -rf crates/openedx-client/src
+# The client crate, built by the same command as the app so that the app's build reuses it. The
+# app's empty sources stay until its own replace them (the workspace needs a target for each
+# member); so do the stand-in's, which the production build never compiles. `touch`: the copied
+# files keep their older times, which cargo would take for "unchanged".
+COPY crates/openedx-client/src crates/openedx-client/src
+RUN touch crates/openedx-client/src/lib.rs && cargo build --locked --release --no-default-features
+# The app. Templates, static files and migrations are compiled into the binary.
 COPY src src
 COPY templates templates
 COPY static static
 COPY migrations migrations
-COPY crates/openedx-client/src crates/openedx-client/src
-RUN touch src/main.rs src/lib.rs crates/openedx-client/src/lib.rs \
-    && cargo build --locked --release --no-default-features
+RUN touch src/main.rs src/lib.rs && cargo build --locked --release --no-default-features
 
 FROM debian:bookworm-slim
 # TLS roots are built in (rustls with webpki roots) and SQLite is linked in: nothing to install.
