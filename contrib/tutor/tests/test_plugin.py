@@ -143,20 +143,34 @@ class PluginTest(unittest.TestCase):
         assert block is not None
         self.assertEqual(block.group(1).strip(), 'import proxy "profiles:8080"')
 
-    def test_https_makes_both_public_urls_https(self) -> None:
-        root = new_root("https", "ENABLE_HTTPS=true")
+    def test_profiles_host_and_https_make_the_public_url_the_route_and_the_logout_entry(
+        self,
+    ) -> None:
+        root = new_root(
+            "https", "ENABLE_HTTPS=true", "LMS_HOST=lms.example.org", "PROFILES_HOST=me.example.org"
+        )
         local = compose_config("local", root)
         environment = local["services"]["profiles"]["environment"]
-        self.assertEqual(environment["PUBLIC_URL"], "https://profiles.local.openedx.io")
-        self.assertEqual(environment["LMS_URL"], "https://local.openedx.io")
+        self.assertEqual(environment["PUBLIC_URL"], "https://me.example.org")
+        self.assertEqual(environment["LMS_URL"], "https://lms.example.org")
         self.assertEqual(environment["LMS_INTERNAL_URL"], "http://lms:8000")
-        # Caddy then listens on 443 for every host, the app's included, with its own certificate.
+        # Caddy then serves every host on 443, the app's included, with a certificate of its own.
         self.assertEqual(local["services"]["caddy"]["environment"]["default_site_port"], "")
-        self.assertIn('profiles.local.openedx.io{$default_site_port} {', read(root, "apps", "caddy", "Caddyfile"))
+        self.assertIn(
+            'me.example.org{$default_site_port} {\n    import proxy "profiles:8080"\n}',
+            read(root, "apps", "caddy", "Caddyfile"),
+        )
         settings = read(root, "apps", "openedx", "settings", "lms", "production.py")
         self.assertIn(
-            'IDA_LOGOUT_URI_LIST.append("https://profiles.local.openedx.io/frontchannel-logout/")',
-            settings,
+            'IDA_LOGOUT_URI_LIST.append("https://me.example.org/frontchannel-logout/")', settings
+        )
+        config = tutor_config.load(root)
+        [(_, task)] = hooks.Filters.CLI_DO_INIT_TASKS.iterate_from_context(
+            hooks.Contexts.app("profiles").name
+        )
+        self.assertIn(
+            '--redirect-uris "https://me.example.org/authorize/ https://me.example.org/signed-out/ ',
+            env.render_str(config, task),
         )
 
     def test_tutor_dev_publishes_the_app_on_port_8080_and_points_browsers_at_8000(self) -> None:
