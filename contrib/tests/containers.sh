@@ -9,10 +9,14 @@
 #      stopped gracefully by `docker stop`, no stand-in and no private key in the image;
 #   3. validates every compose profile with the example env files, checks that a missing env file
 #      stops `up` with the README's instruction, and brings the `tutor` profile up on a network
-#      named as Tutor names it with the stand-in as `lms` on it, then signs in through it.
+#      named as Tutor names it with the stand-in as `lms` on it, then signs in through it;
+#   4. deploys the Tutor plugin's `profiles` service with `tutor dev` (tutor from PyPI), the
+#      stand-in as `lms` beside it, and signs in through it. (`tutor local` serves it through
+#      Caddy, whose image cannot be pulled here: contrib/tutor/tests/run.sh checks that route.)
 #
 # Needs a Docker daemon with the images the Dockerfile starts from, `docker compose`, curl,
-# python3 and cargo (the stand-in binary is built on the host). `.ci/run` runs it after
+# python3 (with venv; pip reaches PyPI) and cargo (the stand-in binary is built on the host), and
+# 127.0.0.1's ports 8000 and 8080 free (the compose file and `tutor dev` publish there). `.ci/run` runs it after
 # ../shared/docker-here.sh. Prints PASS/FAIL per check and "N passed, M failed"; exits non-zero on
 # any failure. Removes every container, network and volume it creates.
 set -euo pipefail
@@ -42,6 +46,11 @@ cleanup() {
     done
     docker network ls -q --filter "name=^$run-" | xargs -r docker network rm >/dev/null 2>&1
     [ -n "${own_tutor_network:-}" ] && docker network rm tutor_local_default >/dev/null 2>&1
+    if [ -n "${own_tutor_dev:-}" ]; then
+        "$work/venv/bin/tutor" dev dc down -v >/dev/null 2>&1
+        # The app's user owns its data folder; a container removes it as it made it.
+        docker run --rm -v "$TUTOR_ROOT/data:/data" debian:bookworm-slim rm -rf /data/profiles >/dev/null 2>&1
+    fi
     docker volume ls -q --filter "name=^$run-" | xargs -r docker volume rm >/dev/null 2>&1
     docker rmi "$image" "$image-warm" >/dev/null 2>&1
     rm -rf "$work"
@@ -63,9 +72,14 @@ done
 if docker network inspect tutor_local_default >/dev/null 2>&1; then
     fatal "a network tutor_local_default exists (a Tutor platform?): the compose test creates its own; remove it first"
 fi
-if curl -s -o /dev/null --max-time 2 http://127.0.0.1:8080/; then
-    fatal "something answers on 127.0.0.1:8080, where the compose file publishes the app: stop it first"
+if docker network inspect tutor_dev_default >/dev/null 2>&1; then
+    fatal "a network tutor_dev_default exists (a tutor dev platform?): the plugin's test creates its own; stop it first"
 fi
+for port in 8000 8080; do
+    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
+        fatal "something answers on 127.0.0.1:$port, where the compose file or tutor dev publishes: stop it first"
+    fi
+done
 
 # pem_private_keys IMAGE_TAR BASE_TAR: the files of an exported image that hold a PEM private key
 # with its body and are not the base image's own, unchanged (Debian's libgnutls carries its FIPS
@@ -404,4 +418,50 @@ if PROFILES_IMAGE=$image compose -p "$run-tutor" --profile tutor up -d --no-buil
 else
     cat "$work/up.log"
     fail "docker compose --profile tutor up did not bring the app up on 127.0.0.1:8080"
+fi
+# Port 8080 is tutor dev's next.
+compose -p "$run-tutor" --profile tutor down -v >/dev/null 2>&1
+docker rm -f -v "$run-tutor-lms" >/dev/null
+
+# --- 4. the Tutor plugin, deployed ---------------------------------------------------------------
+echo "== the Tutor plugin, under tutor dev"
+mkdir "$work/plugin"
+cp -r contrib/tutor/pyproject.toml contrib/tutor/tutorprofiles "$work/plugin/"
+python3 -m venv "$work/venv"
+if ! "$work/venv/bin/pip" install --quiet --disable-pip-version-check "tutor>=21,<22" "$work/plugin" \
+    >"$work/pip.log" 2>&1; then
+    tail -20 "$work/pip.log"
+    fatal "could not install tutor and the plugin (pip's output above)"
+fi
+# Tutor's warnings about running as root and about its default plugins not installed are noise here.
+tutor() { "$work/venv/bin/tutor" "$@" 2> >(grep -v 'running Tutor as root\|Failed to enable plugin' >&2); }
+export TUTOR_ROOT=$work/tutor-root TUTOR_PLUGINS_ROOT=$work/tutor-plugins
+tutor plugins enable profiles >/dev/null
+# The image this test built stands for the one `tutor images build profiles` builds (Tutor builds
+# with buildx, which this machine does not have).
+tutor config save --set "PROFILES_DOCKER_IMAGE=$image" >/dev/null
+# What Tutor's permissions job does before the app starts: the data folder is the app user's.
+docker run --rm -v "$TUTOR_ROOT/data:/data" debian:bookworm-slim \
+    sh -c 'mkdir -p /data/profiles && chown 10001 /data/profiles && chmod 700 /data/profiles'
+own_tutor_dev=1
+# Only the app: its other dependencies (the LMS's images, the permissions job's) cannot be pulled.
+if tutor dev dc up -d --no-deps profiles >"$work/tutor-up.log" 2>&1; then
+    # The stand-in as `lms` on tutor dev's network, on 8000 as the LMS's runserver is, with the
+    # plugin's generated client secret.
+    OPENEDX_STANDIN_CLIENT_SECRET=$(tutor config printvalue PROFILES_OAUTH2_SECRET)
+    start_standin "$run-tutor-dev-lms" tutor_dev_default 8000 http://profiles.local.openedx.io:8080
+    # Browsers resolve *.local.openedx.io to 127.0.0.1 through public DNS; curl is told so here.
+    mkdir "$work/curl"
+    printf 'resolve = "%s:127.0.0.1"\n' profiles.local.openedx.io:8080 local.openedx.io:8000 \
+        >"$work/curl/.curlrc"
+    if wait_for http://127.0.0.1:8080/healthz 30 \
+        && why=$(CURL_HOME=$work/curl sign_in http://profiles.local.openedx.io:8080 \
+            http://local.openedx.io:8000 "$work/tutor-dev-cookies"); then
+        pass "a person signs in through the plugin's service under tutor dev (http://profiles.local.openedx.io:8080, the LMS at lms:8000)"
+    else
+        fail "signing in through the plugin's service under tutor dev: ${why:-the app did not answer /healthz}"
+    fi
+else
+    cat "$work/tutor-up.log"
+    fail "tutor dev dc up -d --no-deps profiles did not start the plugin's service"
 fi
