@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The image and the compose file, built and run for real, as an operator would:
+# The image, the compose file and the Tutor plugin, built and run for real, as an operator would:
 #
 #   1. builds the image from the Dockerfile (cold, with --no-cache, then warm after one source file
 #      changed) and reports its size and both build times;
@@ -16,9 +16,9 @@
 #
 # Needs a Docker daemon with the images the Dockerfile starts from, `docker compose`, curl,
 # python3 (with venv; pip reaches PyPI) and cargo (the stand-in binary is built on the host), and
-# 127.0.0.1's ports 8000 and 8080 free (the compose file and `tutor dev` publish there). `.ci/run` runs it after
-# ../shared/docker-here.sh. Prints PASS/FAIL per check and "N passed, M failed"; exits non-zero on
-# any failure. Removes every container, network and volume it creates.
+# ports 8000 and 8080 free (the compose file and `tutor dev` publish there). `.ci/run` runs it
+# after ../shared/docker-here.sh. Prints PASS/FAIL per check and "N passed, M failed"; exits
+# non-zero on any failure. Removes every container, network, volume and image it creates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -76,8 +76,8 @@ if docker network inspect tutor_dev_default >/dev/null 2>&1; then
     fatal "a network tutor_dev_default exists (a tutor dev platform?): the plugin's test creates its own; stop it first"
 fi
 for port in 8000 8080; do
-    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
-        fatal "something answers on 127.0.0.1:$port, where the compose file or tutor dev publishes: stop it first"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        fatal "something listens on port $port, where the compose file or tutor dev publishes: stop it first"
     fi
 done
 
