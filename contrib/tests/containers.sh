@@ -52,7 +52,11 @@ cleanup() {
         docker run --rm -v "$TUTOR_ROOT/data:/data" debian:bookworm-slim rm -rf /data/profiles >/dev/null 2>&1
     fi
     docker volume ls -q --filter "name=^$run-" | xargs -r docker volume rm >/dev/null 2>&1
-    docker rmi "$image" "$image-warm" >/dev/null 2>&1
+    # Anything still running the image (tutor dev's container, should its `down` have failed) first.
+    docker ps -aq --filter "ancestor=$image" | xargs -r docker rm -f -v >/dev/null 2>&1
+    for tag in "$image" "$image-warm"; do
+        docker image inspect "$tag" >/dev/null 2>&1 && { docker rmi "$tag" >/dev/null || echo "could not remove $tag"; }
+    done
     rm -rf "$work"
     echo
     echo "container test: $((SECONDS - started)) s"
