@@ -531,8 +531,9 @@ async fn clear_tokens_the_lms_could_not_revoke_are_kept_for_the_next_start() {
     assert_eq!(legacy_tables(&app).await, 0);
 }
 
-#[tokio::test]
-async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
+/// A signed-in session left to expire (one-second idle time) and claimed by a reaper until
+/// `now + 60`: the app, the session's key and `now`.
+async fn an_expired_session_claimed_by_a_reaper() -> (TestApp, String, i64) {
     let app = spawn_app_with(Options {
         tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
         ..Options::default()
@@ -549,6 +550,12 @@ async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
         .await
         .unwrap();
     assert_eq!(claimed, std::slice::from_ref(&key));
+    (app, key, now)
+}
+
+#[tokio::test]
+async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
+    let (app, key, now) = an_expired_session_claimed_by_a_reaper().await;
     // A request that read the session just before it expired tries to refresh its token now.
     assert!(
         !app.state
@@ -569,22 +576,7 @@ async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
 
 #[tokio::test]
 async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
-    let app = spawn_app_with(Options {
-        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
-    let (key, _) = the_stored_session(&app).await;
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let now = openedx_client::unix_now();
-    let claimed = app
-        .state
-        .store
-        .claim_expired_sessions(now, now + 60, 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
+    let (app, key, now) = an_expired_session_claimed_by_a_reaper().await;
     // The session is saved with a new expiry (as a request that read it just in time would).
     app.state
         .store
