@@ -8,7 +8,8 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use openedx_client::{ClientConfig, Secret};
 use url::Url;
 
-pub use openedx_client::ConfigError;
+use openedx_client::config::{invalid, lookup, parse_root_url};
+pub use openedx_client::{ConfigError, config::join};
 
 use crate::keys::KeyRing;
 
@@ -193,26 +194,6 @@ impl Config {
     }
 }
 
-/// Joins a relative path onto a root URL that is known to end in `/`.
-pub fn join(root: &Url, path: &str) -> Url {
-    let mut url = root.clone();
-    let base = root.path().trim_end_matches('/');
-    url.set_path(&format!("{base}/{path}"));
-    url
-}
-
-/// A variable's value, with surrounding blanks trimmed; an empty value counts as unset.
-fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
-fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: format!("{value:?} is not valid; {fix}"),
-    }
-}
-
 /// A numeric setting and the values it may take. The bounds keep every sum and product the app
 /// makes of them (timeouts, expiry times) far from overflow, and refuse values that are surely
 /// typing mistakes.
@@ -259,23 +240,6 @@ fn in_range(
                 )
             }),
     }
-}
-
-/// An http(s) URL with no query or fragment, normalised to end in `/` so paths join predictably.
-fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let fix = "use an absolute http:// or https:// URL such as http://local.openedx.io";
-    let mut url = Url::parse(value).map_err(|_| invalid(variable, value, fix))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(variable, value, fix));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(variable, value, "remove the ?query or #fragment"));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ impl ClientConfig {
 
 /// Joins a relative path onto a root URL that is known to end in `/`, keeping the root's own path
 /// (an LMS served under `/lms/` keeps it).
-pub(crate) fn join(root: &Url, path: &str) -> Url {
+pub fn join(root: &Url, path: &str) -> Url {
     let mut url = root.clone();
     let base = root.path().trim_end_matches('/');
     url.set_path(&format!("{base}/{path}"));
@@ -192,11 +192,12 @@ pub(crate) fn join(root: &Url, path: &str) -> Url {
 }
 
 /// A variable's value, with surrounding blanks trimmed; an empty value counts as unset.
-fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
-fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
+/// The error for a value that does not parse: the variable, the value as given, and the fix.
+pub fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
     ConfigError {
         variable,
         problem: format!("{value:?} is not valid; {fix}"),
@@ -204,7 +205,7 @@ fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
 }
 
 /// An http(s) URL with no query or fragment, normalised to end in `/` so paths join predictably.
-fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+pub fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
     let fix = "use an absolute http:// or https:// URL such as http://local.openedx.io";
     let mut url = Url::parse(value).map_err(|_| invalid(variable, value, fix))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
