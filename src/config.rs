@@ -1,16 +1,19 @@
 //! Settings, read once from the environment (and `.env`) and validated at start-up.
 //!
 //! Every field names the variable it comes from. A bad value stops start-up with one line that names
-//! the variable and says how to fix it; `.env.example` documents each of them.
+//! the variable and says how to fix it; `.env.example` documents each of them. `.env` itself is
+//! loaded once, by `main`, before logging starts (its `RUST_LOG` applies too).
+
+pub mod env;
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
+pub use openedx_client::ConfigError;
 use openedx_client::{ClientConfig, Secret};
 use url::Url;
 
-use openedx_client::config::{invalid, lookup, parse_root_url};
-pub use openedx_client::{ConfigError, config::join};
-
+pub use self::env::join;
+use self::env::{Range, flag, invalid, lookup, root_url};
 use crate::keys::KeyRing;
 
 /// The whole configuration of the app.
@@ -54,17 +57,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/profiles.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
 impl Config {
-    /// Reads `.env` (if present) and then the process environment.
+    /// Reads the process environment (with `.env` already applied by `main`).
     pub fn from_env() -> Result<Self, ConfigError> {
-        // A missing .env is normal (containers pass real variables); a broken one is not.
-        if let Err(e) = dotenvy::dotenv()
-            && !e.not_found()
-        {
-            return Err(ConfigError {
-                variable: ".env",
-                problem: format!("could not be read ({e}); fix the line it names or remove it"),
-            });
-        }
         Self::from_vars(&std::env::vars().collect())
     }
 
@@ -80,8 +74,8 @@ impl Config {
             problem: format!("{bind_text:?} is not an address:port; use e.g. BIND=127.0.0.1:8080"),
         })?;
         let public_url = match get("PUBLIC_URL") {
-            Some(v) => parse_root_url("PUBLIC_URL", v)?,
-            None => parse_root_url("PUBLIC_URL", &format!("http://{bind}"))?,
+            Some(v) => root_url("PUBLIC_URL", v)?,
+            None => root_url("PUBLIC_URL", &format!("http://{bind}"))?,
         };
         // Every route, redirect and cookie path assumes the root: under a path they would all
         // point past the app.
@@ -97,14 +91,10 @@ impl Config {
                 ),
             });
         }
-        let session_idle = Duration::from_secs(60 * in_range(vars, SESSION_IDLE_MINUTES, 480)?);
-        let session_max = Duration::from_secs(60 * in_range(vars, SESSION_MAX_MINUTES, 1440)?);
-        let token_leeway = Duration::from_secs(in_range(vars, LMS_TOKEN_LEEWAY_SECS, 60)?);
-        let lms_logout = match get("LMS_LOGOUT").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => return Err(invalid("LMS_LOGOUT", other, "use true or false")),
-        };
+        let session_idle = Duration::from_secs(60 * SESSION_IDLE_MINUTES.read(vars)?);
+        let session_max = Duration::from_secs(60 * SESSION_MAX_MINUTES.read(vars)?);
+        let token_leeway = Duration::from_secs(LMS_TOKEN_LEEWAY_SECS.read(vars)?);
+        let lms_logout = flag(vars, "LMS_LOGOUT")?;
         let metrics_bind = get("METRICS_BIND")
             .map(|v| {
                 v.parse::<SocketAddr>().map_err(|_| {
@@ -112,14 +102,7 @@ impl Config {
                 })
             })
             .transpose()?;
-        let metrics_public = match get("METRICS_PUBLIC")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => return Err(invalid("METRICS_PUBLIC", other, "use true or false")),
-        };
+        let metrics_public = flag(vars, "METRICS_PUBLIC")?;
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -155,6 +138,8 @@ impl Config {
             });
         }
 
+        // Always from `PUBLIC_URL`, never from a request's `Host`: the LMS compares it letter for
+        // letter with the registered one.
         lms.redirect_uri = Some(join(&public_url, "authorize/"));
         Ok(Self {
             lms,
@@ -171,19 +156,13 @@ impl Config {
         })
     }
 
-    /// The redirect URI registered with the LMS: always built from `PUBLIC_URL`, never from the
-    /// request's `Host`, because the LMS compares it letter for letter with the registered one.
-    pub fn redirect_uri(&self) -> Url {
-        join(&self.public_url, "authorize/")
-    }
-
     /// The LMS's name on pages: its browser-facing host.
     pub fn lms_name(&self) -> &str {
         self.lms.url.host_str().unwrap_or("the LMS")
     }
 
     /// Where the LMS sends the browser after its own logout. It must be part of a registered
-    /// redirect URI of the app for the LMS to honour it (`openedx.md` §8).
+    /// redirect URI of the app for the LMS to honour it (`openedx_client::wire`, logout).
     pub fn after_lms_logout_url(&self) -> Url {
         join(&self.public_url, "signed-out/")
     }
@@ -194,53 +173,25 @@ impl Config {
     }
 }
 
-/// A numeric setting and the values it may take. The bounds keep every sum and product the app
-/// makes of them (timeouts, expiry times) far from overflow, and refuse values that are surely
-/// typing mistakes.
-struct Range {
-    variable: &'static str,
-    min: u64,
-    max: u64,
-}
-
 const SESSION_IDLE_MINUTES: Range = Range {
     variable: "SESSION_IDLE_MINUTES",
     min: 1,
     max: 60 * 24 * 366,
+    default: 480,
 };
 const SESSION_MAX_MINUTES: Range = Range {
     variable: "SESSION_MAX_MINUTES",
     min: 1,
     max: 60 * 24 * 366,
+    default: 1440,
 };
 /// A JWT lives an hour: a leeway of an hour or more would refresh it on every request.
 const LMS_TOKEN_LEEWAY_SECS: Range = Range {
     variable: "LMS_TOKEN_LEEWAY_SECS",
     min: 0,
     max: 1800,
+    default: 60,
 };
-
-fn in_range(
-    vars: &HashMap<String, String>,
-    range: Range,
-    default: u64,
-) -> Result<u64, ConfigError> {
-    let Range { variable, min, max } = range;
-    match lookup(vars, variable) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    variable,
-                    v,
-                    &format!("use a whole number from {min} to {max} (default {default})"),
-                )
-            }),
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -272,7 +223,7 @@ mod tests {
         assert_eq!(config.lms.client_auth, ClientAuth::Basic);
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(
-            config.redirect_uri().as_str(),
+            config.lms.redirect_uri.as_ref().expect("set").as_str(),
             "http://127.0.0.1:8080/authorize/"
         );
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
@@ -319,7 +270,7 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(
-            config.redirect_uri().as_str(),
+            config.lms.redirect_uri.as_ref().expect("set").as_str(),
             "https://apps.example.org/authorize/"
         );
         assert_eq!(

@@ -40,6 +40,8 @@ pub enum Purpose {
     SignInCookie,
     /// A session's LMS token (access and refresh) in the database.
     Token,
+    /// A session's record in the database: the account, the CSRF token, the sign-in time.
+    SessionRecord,
 }
 
 impl Purpose {
@@ -47,6 +49,7 @@ impl Purpose {
         match self {
             Self::SignInCookie => b"profiles/v1/sign-in-cookie",
             Self::Token => b"profiles/v1/token",
+            Self::SessionRecord => b"profiles/v1/session-record",
         }
     }
 }
@@ -55,6 +58,7 @@ struct Key {
     id: [u8; KEY_ID_LEN],
     sign_in_cookie: Aes256Gcm,
     token: Aes256Gcm,
+    session_record: Aes256Gcm,
 }
 
 impl Key {
@@ -73,6 +77,7 @@ impl Key {
             id,
             sign_in_cookie: cipher(Purpose::SignInCookie),
             token: cipher(Purpose::Token),
+            session_record: cipher(Purpose::SessionRecord),
         }
     }
 
@@ -80,6 +85,7 @@ impl Key {
         match purpose {
             Purpose::SignInCookie => &self.sign_in_cookie,
             Purpose::Token => &self.token,
+            Purpose::SessionRecord => &self.session_record,
         }
     }
 }

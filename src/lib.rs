@@ -1,35 +1,39 @@
 //! **profiles**: sign in with the Open edX LMS (OAuth 2 authorization code + PKCE) and see your
 //! LMS profile. Written to be read as a reference for talking to Open edX correctly; what knows
-//! the LMS's wire format is the `openedx_client` crate (`crates/openedx-client`), and the LMS
-//! stand-in that `demo` and the tests run is the `openedx_standin` crate.
+//! the LMS's wire format is the `openedx_client` crate (`crates/openedx-client`; the Open edX
+//! facts it relies on, with links to the LMS source, are its `wire` module), and the LMS
+//! stand-in that the demo (`cargo run --example demo`) and the tests run is the `openedx_standin`
+//! crate.
 //!
 //! # Layout
 //! The modules, from the top (what a request meets first) down; each imports only modules below
 //! it, and the route modules never import each other (`tests/layering.rs` checks both):
 //! - this file: [`app`], the router with its middleware, and [`serve`].
-//! - `demo`: `profiles demo`, the app beside the LMS stand-in on loopback (feature `demo`).
 //! - [`middleware`]: the stack: request id, the log line, timeout, panics, security headers,
 //!   metrics by route, and the error-page layer.
 //! - [`routes`]: which handler answers which path; its submodules are the pages, each with its
 //!   templates: `signin` (`GET /`, `GET /authorize/`), `profile`, `signout` (ours, and the LMS's
 //!   front-channel one), `health` (probes, metrics), `assets`.
-//! - [`signed_in`]: what the pages share about a signed-in person: require one, end one.
+//! - [`signed_in`]: what the pages share about a signed-in person: the extractors a handler
+//!   names in its signature ([`signed_in::SignedIn`], [`signed_in::CsrfForm`],
+//!   [`signed_in::Visitor`]), and ending a sign-in.
 //! - [`tokens`]: the LMS token's life: refreshed once across replicas, revoked when its session
 //!   ends or expires.
 //! - [`state`]: [`AppState`], what every handler may use.
-//! - [`session`]: the pending sign-in cookie, and the typed signed-in session (account, CSRF
-//!   token, the sealed LMS token beside them).
-//! - [`error`]: [`error::AppError`], the one error type handlers return, and the error page.
-//! - [`store`]: the database pool, migrations, the sessions table and the `profiles` table.
-//! - [`config`]: the typed settings, read once from the environment and `.env`.
+//! - [`session`]: the session cookie (tower-sessions, as a cookie layer only) and the typed
+//!   signed-in session read from its row; `session::pending`, the sealed pending-sign-in cookies.
+//! - [`error`]: [`error::AppError`], the one error type handlers return, as one table of
+//!   status, page, log level and metrics label; `error::page`, the page every error becomes.
+//! - [`store`]: the database pool and migrations; by concern, the `sessions` table, token refresh
+//!   claims, reaping expired sessions, and the `profiles` table.
+//! - [`config`]: the typed settings, read once from the environment; `config::env`, reading
+//!   and checking one variable.
 //! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
 //! - [`metrics`], [`names`] (English names of the country and language codes in an account),
 //!   [`templates`] (rendering pages): leaves.
 //! - below all: the `openedx_client` crate.
 
 pub mod config;
-#[cfg(feature = "demo")]
-pub mod demo;
 pub mod error;
 pub mod keys;
 pub mod metrics;
@@ -61,7 +65,7 @@ pub fn app(state: AppState) -> Router {
         metrics: state.metrics.clone(),
         hsts: config.public_url.scheme() == "https",
     };
-    let sessions = session::layer(state.store.session_store(), config);
+    let sessions = session::layer(config);
     let mut outside = routes::outside_sessions();
     if config.metrics_public {
         outside = outside.route("/metrics", axum::routing::get(routes::health::metrics));
@@ -124,12 +128,9 @@ async fn serve_metrics(
     }))
 }
 
-/// First the sessions an earlier release left with unencrypted tokens, then, every minute, the
-/// sessions past their expiry: each one's refresh token is revoked at the LMS before its row goes.
+/// Every minute, the sessions past their expiry: each one's refresh token is revoked at the LMS
+/// before its row goes.
 async fn end_expired_sessions(state: AppState) {
-    if let Err(e) = tokens::end_legacy_sessions(&state).await {
-        tracing::warn!(error = %e, "could not end the sessions of an earlier release");
-    }
     let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         every.tick().await;

@@ -1,5 +1,5 @@
-//! Wiring only: read the command, set up logging, and serve, run the demo, or check a running
-//! server's health.
+//! Wiring only: read the command, set up logging, and serve, migrate the database, or check a
+//! running server's health.
 
 use std::{
     io::{IsTerminal, Write},
@@ -10,16 +10,19 @@ use std::{
 use profiles::{
     AppState,
     config::{Config, DEFAULT_BIND},
+    store::Store,
 };
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
-usage: profiles [serve | demo | healthcheck]
+usage: profiles [serve | migrate | healthcheck]
 
-  serve         serve the app with the settings from the environment and .env (the default)
-  demo          serve the app beside a built-in LMS stand-in, on loopback, for a first try
+  serve         serve the app with the settings from the environment and .env (the default);
+                pending migrations are applied first
+  migrate       apply pending database migrations and exit (e.g. as a deployment's init job)
   healthcheck   exit 0 if the app on BIND answers /healthz (for container health checks)
 
+To try it beside a built-in LMS stand-in, from a clone: cargo run --locked --example demo
 The LMS token recipes are the `openedx` command of the openedx-client crate:
   cargo run --locked -p openedx-client --features cli -- --help";
 
@@ -28,7 +31,7 @@ The LMS token recipes are the `openedx` command of the openedx-client crate:
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Serve,
-    Demo,
+    Migrate,
     Healthcheck,
     Help,
     Version,
@@ -40,6 +43,9 @@ fn command(args: &[String]) -> Result<Command, String> {
             "`{word}` is now the `openedx` command of the openedx-client crate: \
              cargo run --locked -p openedx-client --features cli -- {word} --help"
         ));
+    }
+    if args.first().is_some_and(|word| word == "demo") {
+        return Err("the demo is a cargo example now: cargo run --locked --example demo".into());
     }
     let word = match args {
         [] => return Ok(Command::Serve),
@@ -53,7 +59,7 @@ fn command(args: &[String]) -> Result<Command, String> {
     };
     Ok(match word {
         "serve" => Command::Serve,
-        "demo" => Command::Demo,
+        "migrate" => Command::Migrate,
         "healthcheck" => Command::Healthcheck,
         "-h" | "--help" | "help" => Command::Help,
         "-V" | "--version" => Command::Version,
@@ -71,7 +77,7 @@ async fn main() -> ExitCode {
         Ok(command) => match load_dotenv().and_then(|()| init_logging()) {
             Err(message) => Err(message),
             Ok(()) => match command {
-                Command::Demo => demo().await,
+                Command::Migrate => migrate().await,
                 Command::Healthcheck => healthcheck().await,
                 _ => serve().await,
             },
@@ -161,18 +167,15 @@ async fn serve() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-#[cfg(feature = "demo")]
-async fn demo() -> Result<(), String> {
-    profiles::demo::run(std::env::vars().collect()).await
-}
-
-#[cfg(not(feature = "demo"))]
-async fn demo() -> Result<(), String> {
-    Err(
-        "this build has no demo: it was built without the `demo` feature (as the Docker image \
-         is); run it from a clone with `cargo run --locked -- demo`"
-            .into(),
-    )
+/// `profiles migrate`: what `serve` does first, alone. Replicas starting together may also each
+/// migrate (sqlx serializes them), but a deployment's init job does it once, before any starts.
+async fn migrate() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let store = Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
+    store.check().await?;
+    store.close().await;
+    tracing::info!(backend = store.backend(), "the database is migrated");
+    Ok(())
 }
 
 /// `profiles healthcheck`: asks this app's `/healthz` on `BIND` (the image has no curl).
@@ -212,7 +215,8 @@ mod tests {
     fn the_command_line_takes_one_of_three_commands() {
         assert_eq!(command(&args(&[])), Ok(Command::Serve));
         assert_eq!(command(&args(&["serve"])), Ok(Command::Serve));
-        assert_eq!(command(&args(&["demo"])), Ok(Command::Demo));
+        assert_eq!(command(&args(&["migrate"])), Ok(Command::Migrate));
+        assert!(command(&args(&["demo"])).expect_err("moved").contains("--example demo"));
         assert_eq!(command(&args(&["healthcheck"])), Ok(Command::Healthcheck));
         assert_eq!(command(&args(&["--help"])), Ok(Command::Help));
         assert!(command(&args(&["serve", "now"])).is_err());

@@ -24,7 +24,7 @@ use tower_http::{
 use tracing::{Level, Span};
 
 use crate::{
-    error::{AppError, error_page},
+    error::{AppError, page::error_page},
     metrics::Metrics,
 };
 

@@ -1,17 +1,23 @@
 //! English names for the ISO codes the LMS sends in an account: `country` (ISO 3166-1 alpha-2,
-//! from django-countries) and `language_proficiencies[].code` (ISO 639-1). Generated once from
-//! Debian's `iso-codes` (`/usr/share/iso-codes/json/`); both tables are sorted by code.
+//! from django-countries) and `language_proficiencies[].code` (ISO 639-1).
+//!
+//! Languages come from the `isolang` crate. Countries are a table of our own, generated once from
+//! Debian's `iso-codes` (`/usr/share/iso-codes/json/`, sorted by code) and kept on purpose: the
+//! crates that carry ISO 3166 give ISO's long official names ("United Kingdom of Great Britain and
+//! Northern Ireland", "Bolivia, Plurinational State of"), while the LMS's account settings show
+//! django-countries' short common names ("United Kingdom", "Bolivia"), and the profile page
+//! should name a country as the person chose it there.
 
 /// The English name of a country code, e.g. `GB` → `United Kingdom`.
 pub fn country(code: &str) -> Option<&'static str> {
     lookup(&COUNTRIES, &code.to_ascii_uppercase())
 }
 
-/// The English name of a language code, e.g. `fr` → `French`. Regional variants the LMS uses
-/// (`zh-cn`, `pt-br`) are named by their language.
+/// The English name of a language code, e.g. `fr` → `French`, from `isolang`'s ISO 639 table.
+/// Regional variants the LMS uses (`zh-cn`, `pt-br`) are named by their language.
 pub fn language(code: &str) -> Option<&'static str> {
     let primary = code.split(['-', '_']).next().unwrap_or(code);
-    lookup(&LANGUAGES, &primary.to_ascii_lowercase())
+    isolang::Language::from_639_1(&primary.to_ascii_lowercase()).map(|l| l.to_name())
 }
 
 fn lookup(table: &[(&str, &'static str)], code: &str) -> Option<&'static str> {
@@ -273,196 +279,6 @@ const COUNTRIES: [(&str, &str); 249] = [
     ("ZW", "Zimbabwe"),
 ];
 
-const LANGUAGES: [(&str, &str); 184] = [
-    ("aa", "Afar"),
-    ("ab", "Abkhazian"),
-    ("ae", "Avestan"),
-    ("af", "Afrikaans"),
-    ("ak", "Akan"),
-    ("am", "Amharic"),
-    ("an", "Aragonese"),
-    ("ar", "Arabic"),
-    ("as", "Assamese"),
-    ("av", "Avaric"),
-    ("ay", "Aymara"),
-    ("az", "Azerbaijani"),
-    ("ba", "Bashkir"),
-    ("be", "Belarusian"),
-    ("bg", "Bulgarian"),
-    ("bh", "Bihari languages"),
-    ("bi", "Bislama"),
-    ("bm", "Bambara"),
-    ("bn", "Bangla"),
-    ("bo", "Tibetan"),
-    ("br", "Breton"),
-    ("bs", "Bosnian"),
-    ("ca", "Catalan"),
-    ("ce", "Chechen"),
-    ("ch", "Chamorro"),
-    ("co", "Corsican"),
-    ("cr", "Cree"),
-    ("cs", "Czech"),
-    ("cu", "Church Slavic"),
-    ("cv", "Chuvash"),
-    ("cy", "Welsh"),
-    ("da", "Danish"),
-    ("de", "German"),
-    ("dv", "Divehi"),
-    ("dz", "Dzongkha"),
-    ("ee", "Ewe"),
-    ("el", "Greek, Modern (1453-)"),
-    ("en", "English"),
-    ("eo", "Esperanto"),
-    ("es", "Spanish"),
-    ("et", "Estonian"),
-    ("eu", "Basque"),
-    ("fa", "Persian"),
-    ("ff", "Fulah"),
-    ("fi", "Finnish"),
-    ("fj", "Fijian"),
-    ("fo", "Faroese"),
-    ("fr", "French"),
-    ("fy", "Western Frisian"),
-    ("ga", "Irish"),
-    ("gd", "Gaelic"),
-    ("gl", "Galician"),
-    ("gn", "Guarani"),
-    ("gu", "Gujarati"),
-    ("gv", "Manx"),
-    ("ha", "Hausa"),
-    ("he", "Hebrew"),
-    ("hi", "Hindi"),
-    ("ho", "Hiri Motu"),
-    ("hr", "Croatian"),
-    ("ht", "Haitian"),
-    ("hu", "Hungarian"),
-    ("hy", "Armenian"),
-    ("hz", "Herero"),
-    (
-        "ia",
-        "Interlingua (International Auxiliary Language Association)",
-    ),
-    ("id", "Indonesian"),
-    ("ie", "Interlingue"),
-    ("ig", "Igbo"),
-    ("ii", "Sichuan Yi"),
-    ("ik", "Inupiaq"),
-    ("io", "Ido"),
-    ("is", "Icelandic"),
-    ("it", "Italian"),
-    ("iu", "Inuktitut"),
-    ("ja", "Japanese"),
-    ("jv", "Javanese"),
-    ("ka", "Georgian"),
-    ("kg", "Kongo"),
-    ("ki", "Kikuyu"),
-    ("kj", "Kuanyama"),
-    ("kk", "Kazakh"),
-    ("kl", "Kalaallisut"),
-    ("km", "Central Khmer"),
-    ("kn", "Kannada"),
-    ("ko", "Korean"),
-    ("kr", "Kanuri"),
-    ("ks", "Kashmiri"),
-    ("ku", "Kurdish"),
-    ("kv", "Komi"),
-    ("kw", "Cornish"),
-    ("ky", "Kirghiz"),
-    ("la", "Latin"),
-    ("lb", "Luxembourgish"),
-    ("lg", "Ganda"),
-    ("li", "Limburgan"),
-    ("ln", "Lingala"),
-    ("lo", "Lao"),
-    ("lt", "Lithuanian"),
-    ("lu", "Luba-Katanga"),
-    ("lv", "Latvian"),
-    ("mg", "Malagasy"),
-    ("mh", "Marshallese"),
-    ("mi", "Maori"),
-    ("mk", "Macedonian"),
-    ("ml", "Malayalam"),
-    ("mn", "Mongolian"),
-    ("mr", "Marathi"),
-    ("ms", "Malay"),
-    ("mt", "Maltese"),
-    ("my", "Burmese"),
-    ("na", "Nauru"),
-    ("nb", "Bokmål, Norwegian"),
-    ("nd", "Ndebele, North"),
-    ("ne", "Nepali"),
-    ("ng", "Ndonga"),
-    ("nl", "Dutch"),
-    ("nn", "Norwegian Nynorsk"),
-    ("no", "Norwegian"),
-    ("nr", "Ndebele, South"),
-    ("nv", "Navajo"),
-    ("ny", "Chichewa"),
-    ("oc", "Occitan (post 1500)"),
-    ("oj", "Ojibwa"),
-    ("om", "Oromo"),
-    ("or", "Oriya"),
-    ("os", "Ossetian"),
-    ("pa", "Panjabi"),
-    ("pi", "Pali"),
-    ("pl", "Polish"),
-    ("ps", "Pushto"),
-    ("pt", "Portuguese"),
-    ("qu", "Quechua"),
-    ("rm", "Romansh"),
-    ("rn", "Rundi"),
-    ("ro", "Romanian"),
-    ("ru", "Russian"),
-    ("rw", "Kinyarwanda"),
-    ("sa", "Sanskrit"),
-    ("sc", "Sardinian"),
-    ("sd", "Sindhi"),
-    ("se", "Northern Sami"),
-    ("sg", "Sango"),
-    ("si", "Sinhala"),
-    ("sk", "Slovak"),
-    ("sl", "Slovenian"),
-    ("sm", "Samoan"),
-    ("sn", "Shona"),
-    ("so", "Somali"),
-    ("sq", "Albanian"),
-    ("sr", "Serbian"),
-    ("ss", "Swati"),
-    ("st", "Sotho, Southern"),
-    ("su", "Sundanese"),
-    ("sv", "Swedish"),
-    ("sw", "Swahili"),
-    ("ta", "Tamil"),
-    ("te", "Telugu"),
-    ("tg", "Tajik"),
-    ("th", "Thai"),
-    ("ti", "Tigrinya"),
-    ("tk", "Turkmen"),
-    ("tl", "Tagalog"),
-    ("tn", "Tswana"),
-    ("to", "Tonga (Tonga Islands)"),
-    ("tr", "Turkish"),
-    ("ts", "Tsonga"),
-    ("tt", "Tatar"),
-    ("tw", "Twi"),
-    ("ty", "Tahitian"),
-    ("ug", "Uighur"),
-    ("uk", "Ukrainian"),
-    ("ur", "Urdu"),
-    ("uz", "Uzbek"),
-    ("ve", "Venda"),
-    ("vi", "Vietnamese"),
-    ("vo", "Volapük"),
-    ("wa", "Walloon"),
-    ("wo", "Wolof"),
-    ("xh", "Xhosa"),
-    ("yi", "Yiddish"),
-    ("yo", "Yoruba"),
-    ("za", "Zhuang"),
-    ("zh", "Chinese"),
-    ("zu", "Zulu"),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,8 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn tables_are_sorted_for_binary_search() {
+    fn the_country_table_is_sorted_for_binary_search() {
         assert!(COUNTRIES.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(LANGUAGES.windows(2).all(|w| w[0].0 < w[1].0));
     }
 }

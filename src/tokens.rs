@@ -23,19 +23,16 @@ const REVOKE_CONCURRENCY: usize = 4;
 /// How often a request waiting for another's refresh looks again.
 const POLL: Duration = Duration::from_millis(50);
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The LMS will not renew the token (revoked, or the refresh token is past its 90 days), or
     /// the token is gone: the person has to sign in again.
+    #[error("the LMS will not renew the token")]
     Ended,
+    #[error(transparent)]
     Lms(LmsError),
-    Store(StoreError),
-}
-
-impl From<StoreError> for TokenError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The session's token (`loaded` with the session), refreshed first if it is stale.
@@ -83,14 +80,14 @@ pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<T
 /// listen.
 pub async fn end_session(state: &AppState, key: &str) -> Result<(), StoreError> {
     if let Some(token) = state.store.take_session_token(key).await? {
-        revoke_surely(state, token).await;
+        revoke_even_if_cancelled(state, token).await;
     }
     Ok(())
 }
 
 /// Revokes `token` on a task of its own, so that a request cancelled meanwhile (the browser went
 /// away, the request timed out) cannot leave a token deleted here but alive at the LMS.
-pub async fn revoke_surely(state: &AppState, token: Token) -> bool {
+pub async fn revoke_even_if_cancelled(state: &AppState, token: Token) -> bool {
     let task = {
         let state = state.clone();
         tokio::spawn(async move { revoke(&state, &token).await })
@@ -171,57 +168,6 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
         );
     }
     Ok(reaped)
-}
-
-/// Ends the sessions an earlier release stored with their tokens in clear: each token is revoked
-/// at the LMS, not sealed, because a token that sat unencrypted on disk (and in its backups) may
-/// have been copied, and is deleted only once the LMS confirmed, so one the LMS could not revoke
-/// now is tried again at the next start. When none is left, the old tables go. Each person signs
-/// in again; the log says why.
-pub async fn end_legacy_sessions(state: &AppState) -> Result<(), StoreError> {
-    let store = &state.store;
-    if !store.has_legacy_tables().await? {
-        return Ok(());
-    }
-    let (tokens, unreadable) = store.legacy_tokens().await?;
-    let mut revoked = 0;
-    for chunk in tokens.chunks(REVOKE_CONCURRENCY) {
-        let mut revocations = tokio::task::JoinSet::new();
-        for (id, token) in chunk {
-            let (state, id, token) = (state.clone(), id.clone(), token.clone());
-            revocations.spawn(async move {
-                if revoke(&state, &token).await {
-                    state.store.forget_legacy_token(&id).await?;
-                    return Ok::<_, StoreError>(true);
-                }
-                Ok(false)
-            });
-        }
-        while let Some(done) = revocations.join_next().await {
-            revoked += usize::from(matches!(done, Ok(Ok(true))));
-        }
-    }
-    let left = tokens.len() - revoked;
-    if left > 0 {
-        tracing::warn!(
-            revoked,
-            left,
-            unreadable,
-            "could not revoke every token an earlier release stored in clear; the rest are tried \
-             again at the next start"
-        );
-        return Ok(());
-    }
-    let sessions = store.drop_legacy_tables().await?;
-    tracing::warn!(
-        sessions,
-        revoked,
-        unreadable,
-        "ended the sessions an earlier release stored with unencrypted tokens: their tokens were \
-         revoked at the LMS and overwritten, and those people sign in again (backups taken before \
-         this start still hold the tokens in clear; they are revoked now)"
-    );
-    Ok(())
 }
 
 /// Refreshes under a claim this request holds, and stores the result over the version it read.

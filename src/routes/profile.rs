@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::{
-    extract::{RawForm, State},
+    extract::State,
     response::{IntoResponse, Redirect, Response},
 };
 use openedx_client::{LmsError, Token, unix_now};
@@ -13,9 +13,10 @@ use crate::{
     config::Config,
     error::AppError,
     names,
-    session::{AppSession, Current, Ended, SignedIn},
-    signed_in::{self, SignedInOr, ended, submitted_csrf},
+    session::Ended,
+    signed_in::{CsrfForm, SignedIn, end_because, ended_page},
     state::AppState,
+    store::SessionRecord,
     templates::render,
     tokens::{self, TokenError},
 };
@@ -43,67 +44,42 @@ struct ProfilePage {
     csrf: String,
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    session: AppSession,
-) -> Result<Response, AppError> {
-    let current = match signed_in::require(&state, &session).await? {
-        SignedInOr::SignedIn(s) => s,
-        SignedInOr::Respond(response) => return Ok(response),
-    };
-    Ok(render(&ProfilePage::new(
-        &current.signed_in,
-        &current.token.token,
-        &state.config,
-    )))
+pub async fn show(State(state): State<AppState>, signed_in: SignedIn) -> Response {
+    let row = &signed_in.current.row;
+    render(&ProfilePage::new(&row.record, &row.token.token, &state.config))
 }
 
 /// `POST /profile/reload`: the account, read again from the LMS. The token is refreshed first when
 /// it is (nearly) expired; if the LMS will not renew it, the session ends with a page saying so.
 pub async fn reload(
     State(state): State<AppState>,
-    session: AppSession,
-    RawForm(body): RawForm,
+    CsrfForm(SignedIn { current, session }): CsrfForm,
 ) -> Result<Response, AppError> {
-    let current = match signed_in::require(&state, &session).await? {
-        SignedInOr::SignedIn(s) => s,
-        SignedInOr::Respond(response) => return Ok(response),
+    let renewal_refused = || async {
+        end_because(&state, &session, &current, Ended::Renewal).await?;
+        Ok(ended_page(Ended::Renewal))
     };
-    if !current.signed_in.csrf_matches(&submitted_csrf(&body)) {
-        return Err(AppError::Csrf);
-    }
-    let Current {
-        signed_in,
-        token,
-        key,
-    } = *current;
-    let username = signed_in.account.username.clone();
-    let token = match tokens::fresh(&state, &key, token).await {
+    let token = match tokens::fresh(&state, &current.key, current.row.token.clone()).await {
         Ok(token) => token,
-        Err(TokenError::Ended) => {
-            return ended(&state, &session, &key, &username, Ended::Renewal).await;
-        }
+        Err(TokenError::Ended) => return renewal_refused().await,
         Err(TokenError::Lms(e)) => return Err(e.into()),
         Err(TokenError::Store(e)) => return Err(e.into()),
     };
     let account = match state.lms.profile(&token).await {
         Ok(account) => account,
-        Err(LmsError::Rejected { .. }) => {
-            return ended(&state, &session, &key, &username, Ended::Renewal).await;
-        }
+        Err(LmsError::Rejected { .. }) => return renewal_refused().await,
         Err(e) => return Err(e.into()),
     };
-    session
-        .update(SignedIn {
-            account,
-            ..signed_in
-        })
-        .await?;
+    let record = SessionRecord {
+        account,
+        ..current.row.record.clone()
+    };
+    state.store.save_record(&current.key, &record).await?;
     Ok(Redirect::to("/profile/").into_response())
 }
 
 impl ProfilePage {
-    fn new(s: &SignedIn, token: &Token, config: &Config) -> Self {
+    fn new(s: &SessionRecord, token: &Token, config: &Config) -> Self {
         let a = &s.account;
         let present = |v: &Option<String>| {
             v.as_ref()

@@ -1,7 +1,7 @@
 //! Sign-in: `GET /` sends the browser to the LMS, `GET /authorize/` is where it comes back.
 
 use axum::{
-    extract::State,
+    extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, Uri, header},
     response::{IntoResponse, Redirect, Response},
 };
@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use crate::{
     error::AppError,
-    session::{AppSession, PendingSignIn, Presence, SignedIn},
+    session::{AppSession, PendingSignIn, Presence},
+    signed_in::Visitor,
     state::AppState,
+    store::SessionRecord,
     tokens,
 };
 
@@ -23,7 +25,7 @@ const MAX_NEXT: usize = 512;
 const MAX_CALLBACK_QUERY: usize = 4096;
 
 #[derive(Deserialize)]
-struct StartQuery {
+pub struct StartQuery {
     next: Option<String>,
 }
 
@@ -33,13 +35,11 @@ struct StartQuery {
 /// already signed in goes to their profile (or `next`) instead.
 pub async fn start(
     State(state): State<AppState>,
-    session: AppSession,
+    visitor: Result<Visitor, AppError>,
     headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, AppError> {
-    let next = serde_urlencoded::from_str::<StartQuery>(uri.query().unwrap_or(""))
-        .ok()
-        .and_then(|q| q.next);
+    query: Result<Query<StartQuery>, QueryRejection>,
+) -> Response {
+    let next = query.ok().and_then(|Query(q)| q.next);
     let next = match next {
         Some(n) if is_safe_next(&n) => Some(n),
         Some(_) => {
@@ -49,9 +49,12 @@ pub async fn start(
         None => None,
     };
     // Only a browser that sent a session cookie costs a read here.
-    match session.presence(&state.config).await {
-        Ok(Presence::SignedIn(_)) => {
-            return Ok(Redirect::to(next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response());
+    match visitor {
+        Ok(Visitor {
+            presence: Presence::SignedIn(_),
+            ..
+        }) => {
+            return Redirect::to(next.as_deref().unwrap_or(DEFAULT_NEXT)).into_response();
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not read the session; starting a sign-in"),
@@ -68,11 +71,11 @@ pub async fn start(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     state.metrics.sign_in_started();
-    Ok(response)
+    response
 }
 
 #[derive(Deserialize)]
-struct CallbackQuery {
+pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
@@ -88,12 +91,13 @@ pub async fn callback(
     session: AppSession,
     headers: HeaderMap,
     uri: Uri,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Response {
     let mut spent_cookie = None;
-    let outcome = complete(&state, &session, &headers, &uri, &mut spent_cookie).await;
+    let outcome = complete(&state, &session, &headers, &uri, query, &mut spent_cookie).await;
     match &outcome {
         Ok(_) => state.metrics.sign_in_completed(),
-        Err(e) => state.metrics.sign_in_failed(e.reason()),
+        Err(e) => state.metrics.sign_in_failed(e.entry().reason),
     }
     let mut response = outcome.into_response();
     if let Some(cookie) = spent_cookie {
@@ -113,14 +117,14 @@ async fn complete(
     session: &AppSession,
     headers: &HeaderMap,
     uri: &Uri,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
     spent_cookie: &mut Option<HeaderValue>,
 ) -> Result<Response, AppError> {
-    let raw = uri.query().unwrap_or("");
-    if raw.len() > MAX_CALLBACK_QUERY {
+    if uri.query().map_or(0, str::len) > MAX_CALLBACK_QUERY {
         return Err(AppError::BadCallback("its query string is far too long"));
     }
-    let query: CallbackQuery = serde_urlencoded::from_str(raw)
-        .map_err(|_| AppError::BadCallback("its query string is malformed"))?;
+    let Query(query) =
+        query.map_err(|_| AppError::BadCallback("its query string is malformed"))?;
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let returned_state =
         non_empty(query.state).ok_or(AppError::BadCallback("it carries no state"))?;
@@ -158,7 +162,7 @@ async fn complete(
         Ok(()) => {}
         Err(e) => {
             // Nobody can reach this token any more: it must not stay alive at the LMS.
-            tokens::revoke_surely(state, token).await;
+            tokens::revoke_even_if_cancelled(state, token).await;
             return Err(e);
         }
     }
@@ -189,15 +193,18 @@ async fn sign_in_with(
             now,
         )
         .await?;
-    tracing::info!(username = %account.username, token_type = token.kind.scheme(), "signed in");
     // Signed in again over a live sign-in (a flow started in another tab): its token would be
     // unreachable, so end it.
     if let Some(previous) = session.key() {
         tokens::end_session(state, &previous).await?;
     }
+    let username = account.username.clone();
+    let record = SessionRecord::new(account, now);
     session
-        .complete_sign_in(SignedIn::new(account, now), token)
-        .await
+        .begin(&state.store, &state.config, &record, token)
+        .await?;
+    tracing::info!(username = %username, token_type = token.kind.scheme(), "signed in");
+    Ok(())
 }
 
 /// `next` must be a path on this site: `/x`, never `//evil`, `/\evil`, `https://evil` or an

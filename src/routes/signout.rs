@@ -4,17 +4,17 @@
 
 use askama::Template;
 use axum::{
-    extract::{RawForm, State},
-    http::Uri,
+    extract::{Query, State, rejection::QueryRejection},
     response::{IntoResponse, Redirect, Response},
 };
+use serde::Deserialize;
 use url::Url;
 
 use crate::{
     error::AppError,
     middleware::FramableByLms,
-    session::{AppSession, Ended, Presence},
-    signed_in::{self, SignedInOr, end, submitted_csrf},
+    session::{Ended, Presence},
+    signed_in::{CsrfForm, NotSignedIn, SignedIn, Visitor, end},
     state::AppState,
     templates::render,
 };
@@ -44,19 +44,18 @@ struct FrontChannelPage;
 /// logout, which sends it back to `/signed-out/`.
 pub async fn logout(
     State(state): State<AppState>,
-    session: AppSession,
-    RawForm(body): RawForm,
-) -> Result<Response, AppError> {
-    let current = match signed_in::require(&state, &session).await? {
-        SignedInOr::SignedIn(s) => s,
-        // Nothing to end (signed out in another tab, or expired): the outcome is the same.
-        SignedInOr::Respond(_) => return Ok(Redirect::to(SIGNED_OUT_HERE).into_response()),
+    form: Result<CsrfForm, NotSignedIn>,
+) -> Result<Response, NotSignedIn> {
+    let SignedIn { current, session } = match form {
+        Ok(CsrfForm(signed_in)) => signed_in,
+        // Nothing to end (signed out in another tab, or just expired): the outcome is the same.
+        Err(NotSignedIn::Anonymous | NotSignedIn::Ended(_)) => {
+            return Ok(Redirect::to(SIGNED_OUT_HERE).into_response());
+        }
+        Err(refused) => return Err(refused),
     };
-    if !current.signed_in.csrf_matches(&submitted_csrf(&body)) {
-        return Err(AppError::Csrf);
-    }
     end(&state, &session, &current.key).await?;
-    tracing::info!(username = %current.signed_in.account.username, "signed out");
+    tracing::info!(username = %current.row.record.account.username, "signed out");
     if !state.config.lms_logout {
         return Ok(Redirect::to(SIGNED_OUT_HERE).into_response());
     }
@@ -64,13 +63,13 @@ pub async fn logout(
 }
 
 /// `{LMS_URL}/logout`, asked to come back to `/signed-out/` (which it does only if that address is
-/// part of a registered redirect URI, `openedx.md` §8).
+/// part of a registered redirect URI: `openedx_client::wire`, logout).
 fn lms_logout_url(state: &AppState) -> Url {
     state.lms.logout_url(&state.config.after_lms_logout_url())
 }
 
 /// `GET /frontchannel-logout/[?no_redirect=1]`: the LMS's logout page loads this in a hidden
-/// iframe, as it does every URL in its `IDA_LOGOUT_URI_LIST` (`openedx.md` §8), so that signing
+/// iframe, as it does every URL in its `IDA_LOGOUT_URI_LIST` (`openedx_client::wire`, logout), so that signing
 /// out of the LMS ends this browser's session here as our own sign-out does: the refresh token
 /// revoked, the session deleted. The browser sends the session cookie with that iframe's request
 /// only when the app is same-site with the LMS (`SameSite=Lax`).
@@ -80,20 +79,21 @@ fn lms_logout_url(state: &AppState) -> Url {
 /// visitor without a session gets no cookie and no row.
 pub async fn frontchannel(
     State(state): State<AppState>,
-    session: AppSession,
-    uri: Uri,
+    Visitor { presence, session }: Visitor,
+    query: Result<Query<FrontChannelQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    match session.presence(&state.config).await? {
+    match presence {
         Presence::SignedIn(current) | Presence::Expired(current) => {
             end(&state, &session, &current.key).await?;
             tracing::info!(
-                username = %current.signed_in.account.username,
+                username = %current.row.record.account.username,
                 "signed out through the front-channel sign-out"
             );
         }
         Presence::Anonymous => {}
     }
-    if !wants_no_redirect(&uri) {
+    let no_redirect = query.is_ok_and(|Query(q)| q.no_redirect.is_some_and(|v| !v.is_empty()));
+    if !no_redirect {
         // Opened as a page, not by the LMS: we cannot tell whether the LMS session ended.
         return Ok(Redirect::to(SIGNED_OUT_HERE).into_response());
     }
@@ -102,26 +102,27 @@ pub async fn frontchannel(
     Ok(response)
 }
 
+/// `?no_redirect=1`, as the LMS appends it to every `IDA_LOGOUT_URI_LIST` entry.
+#[derive(Deserialize)]
+pub struct FrontChannelQuery {
+    no_redirect: Option<String>,
+}
+
 /// `HEAD /frontchannel-logout/`: a link checker or prefetcher must not sign anyone out (axum
 /// would otherwise run the GET handler for it).
 pub async fn frontchannel_head() -> AppError {
     AppError::MethodNotAllowed
 }
 
-/// `no_redirect` with a value, as the LMS appends it (`no_redirect=1`).
-fn wants_no_redirect(uri: &Uri) -> bool {
-    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .any(|(k, v)| k == "no_redirect" && !v.is_empty())
-}
-
 /// `GET /signed-out/[?why=here|expired|renewal]`. The app cannot see the LMS's cookie, so what
 /// the page says about the LMS session follows from how the person got here: without `why`, back
 /// from the LMS's logout (the address the app gives it); with one, from the app alone, which
 /// leaves the LMS session as it was.
-pub async fn signed_out(State(state): State<AppState>, uri: Uri) -> Response {
-    let why = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "why")
-        .map(|(_, v)| v.into_owned());
+pub async fn signed_out(
+    State(state): State<AppState>,
+    query: Result<Query<SignedOutQuery>, QueryRejection>,
+) -> Response {
+    let why = query.ok().and_then(|Query(q)| q.why);
     let signed_out = (
         "You are signed out",
         "This app no longer holds your LMS token or profile.",
@@ -146,4 +147,10 @@ pub async fn signed_out(State(state): State<AppState>, uri: Uri) -> Response {
         lms: state.config.lms_name().to_owned(),
         lms_logout,
     })
+}
+
+/// `?why=here|expired|renewal`.
+#[derive(Deserialize)]
+pub struct SignedOutQuery {
+    why: Option<String>,
 }

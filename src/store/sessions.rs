@@ -1,162 +1,266 @@
-//! tower-sessions' store over the `sessions` table, where a row exists only for a person who
-//! completed a sign-in. The row keeps the signed-in record, its expiry, and the LMS token sealed
-//! beside it, so one query serves a signed-in request.
+//! The `sessions` table: one row per person who completed a sign-in, keyed by the SHA-256 of the
+//! cookie's session id. The row holds the [`SessionRecord`] and the LMS token, each sealed
+//! (bound to the row's key), and the token's version for the compare-and-swap refresh
+//! ([`super::refresh`]). A signed-in request reads all of it in one query ([`Store::load_session`]).
 //!
-//! The token and the stored expiry travel through tower-sessions' [`Record`] under reserved keys
-//! ([`TOKEN_KEY`], [`EXPIRES_KEY`]): [`load`](SessionStore::load) fills them in,
-//! [`create`](SessionStore::create) takes the token from them (a session is created only with
-//! its token, at sign-in), and [`save`](SessionStore::save) writes neither: the token changes only
-//! through the compare-and-swap refresh in [`Store`], never by a session save that may be stale.
+//! The record and the token are sealed apart because they change apart: a reload of the account
+//! rewrites the record and never the token, so it cannot put back a token a refresh replaced.
 
-use std::collections::HashMap;
-
-use async_trait::async_trait;
-use openedx_client::{Token, unix_now};
+use openedx_client::{Account, Secret, Token};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use tower_sessions::{
-    SessionStore,
-    session::{Id, Record},
-    session_store,
-};
+use subtle::ConstantTimeEq;
 
-use super::{Store, StoreError, StoredToken};
-use crate::keys::hex;
+use super::{Store, StoreError, on_pool};
+use crate::keys::{Purpose, hex};
 
-/// Reserved record key: the session's token ([`LoadedToken`] on load, [`Token`] on create).
-pub const TOKEN_KEY: &str = "_token";
-/// Reserved record key: the unix time the stored session expires, as loaded.
-pub const EXPIRES_KEY: &str = "_expires_at";
-
-/// A session's token as [`load`](SessionStore::load) hands it to the app.
-#[derive(Serialize, Deserialize)]
-pub struct LoadedToken {
-    pub token: Token,
-    pub version: i64,
-    pub refreshing_until: Option<i64>,
+/// What the app keeps about a signed-in person, besides their token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub account: Account,
+    pub signed_in_at: i64,
+    /// The synchronizer token of every POST form (sign-out, reload): a page elsewhere cannot read
+    /// it, so it cannot make the browser post a valid form.
+    pub csrf: Secret,
 }
 
-impl From<LoadedToken> for StoredToken {
-    fn from(t: LoadedToken) -> Self {
+impl SessionRecord {
+    pub fn new(account: Account, now: i64) -> Self {
+        use base64::Engine;
+        let csrf =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         Self {
-            token: t.token,
-            version: t.version,
-            refreshing_until: t.refreshing_until,
+            account,
+            signed_in_at: now,
+            csrf: Secret::new(csrf),
         }
     }
+
+    /// Whether a submitted form token is this session's (constant-time).
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        self.csrf
+            .expose()
+            .as_bytes()
+            .ct_eq(submitted.as_bytes())
+            .into()
+    }
+}
+
+/// A session's token, and the version a refresh must start from.
+#[derive(Clone, Debug)]
+pub struct StoredToken {
+    pub token: Token,
+    pub version: i64,
+}
+
+/// A signed-in session as one query reads it.
+#[derive(Debug)]
+pub struct SignedInRow {
+    pub record: SessionRecord,
+    pub token: StoredToken,
+    /// Unix seconds after which the session is over (idle limit).
+    pub expires_at: i64,
 }
 
 /// The row key of a session id: its SHA-256, so the database holds no cookie value that would
 /// sign anyone in.
-pub fn session_key(id: &Id) -> String {
+pub fn session_key(id: &impl std::fmt::Display) -> String {
     hex(&Sha256::digest(id.to_string().as_bytes()))
 }
 
-#[derive(Clone, Debug)]
-pub struct SessionBackend {
-    store: Store,
-}
-
-impl SessionBackend {
-    pub(super) fn new(store: Store) -> Self {
-        Self { store }
-    }
-}
-
-fn backend(e: impl std::fmt::Display) -> session_store::Error {
-    session_store::Error::Backend(e.to_string())
-}
-
-/// The record's own keys as JSON, without the reserved ones.
-fn record_data(record: &Record) -> session_store::Result<String> {
-    let own: HashMap<&String, &serde_json::Value> = record
-        .data
-        .iter()
-        .filter(|(k, _)| !k.starts_with('_'))
-        .collect();
-    serde_json::to_string(&own).map_err(|e| session_store::Error::Encode(e.to_string()))
-}
-
-#[async_trait]
-impl SessionStore for SessionBackend {
-    /// One `INSERT ... ON CONFLICT DO NOTHING`, retried under a new id on a collision.
-    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let token: Token = record
-            .data
-            .get(TOKEN_KEY)
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?
-            .ok_or_else(|| backend("a session is created only at sign-in, with its token"))?;
-        let data = record_data(record)?;
-        let expiry = record.expiry_date.unix_timestamp();
-        loop {
-            let key = session_key(&record.id);
-            let created = self
-                .store
-                .create_session(&key, &data, expiry, &token, unix_now())
-                .await
-                .map_err(backend)?;
-            if created {
-                return Ok(());
-            }
-            record.id = Id::default();
-        }
-    }
-
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let key = session_key(&record.id);
-        let data = record_data(record)?;
-        self.store
-            .save_session(&key, &data, record.expiry_date.unix_timestamp())
-            .await
-            .map_err(backend)
-    }
-
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let key = session_key(id);
-        let row = match self.store.load_session(&key, unix_now()).await {
-            Ok(Some(row)) => row,
-            Ok(None) => {
-                // Expired, signed out, or never issued: tower-sessions clears the cookie.
-                tracing::info!("a session cookie matched no live session; clearing it");
-                return Ok(None);
-            }
-            Err(StoreError::Sealed) => {
-                tracing::warn!(
-                    "a session's token does not open with SECRET_KEYS (its key was removed from \
-                     the list?); treating the session as ended"
-                );
-                return Ok(None);
-            }
-            Err(e) => return Err(backend(e)),
+impl Store {
+    /// A live session, everything a request needs, in one query; `None` when there is none (never
+    /// issued, signed out, or past `expires_at`).
+    pub async fn load_session(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<SignedInRow>, StoreError> {
+        let sql = "SELECT record, expiry_date, token, token_version
+                   FROM sessions WHERE id = $1 AND expiry_date > $2";
+        let row: Option<(String, i64, String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
+        })?;
+        let Some((record, expires_at, token, version)) = row else {
+            return Ok(None);
         };
-        let mut data: HashMap<String, serde_json::Value> = serde_json::from_str(&row.data)
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        let token = LoadedToken {
-            token: row.token.token,
-            version: row.token.version,
-            refreshing_until: row.token.refreshing_until,
-        };
-        data.insert(
-            TOKEN_KEY.into(),
-            serde_json::to_value(token).map_err(|e| session_store::Error::Encode(e.to_string()))?,
-        );
-        data.insert(EXPIRES_KEY.into(), row.expiry_date.into());
-        Ok(Some(Record {
-            id: *id,
-            data,
-            expiry_date: OffsetDateTime::from_unix_timestamp(row.expiry_date)
-                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        Ok(Some(SignedInRow {
+            record: self.open(Purpose::SessionRecord, key, &record)?,
+            token: StoredToken {
+                token: self.open(Purpose::Token, key, &token)?,
+                version,
+            },
+            expires_at,
         }))
     }
 
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.store
-            .delete_session(&session_key(id))
-            .await
-            .map_err(backend)
+    /// Creates a signed-in session with its token, unless `key` is taken (then `false`).
+    pub async fn create_session(
+        &self,
+        key: &str,
+        record: &SessionRecord,
+        token: &Token,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let record = self.seal(Purpose::SessionRecord, key, record)?;
+        let token = self.seal(Purpose::Token, key, token)?;
+        let sql = "INSERT INTO sessions (id, record, expiry_date, token, created_at)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(key)
+                .bind(&record)
+                .bind(expires_at)
+                .bind(&token)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Replaces a session's record (after the account was read again); never its token, which
+    /// changes only through the compare-and-swap refresh, and never a session that has ended.
+    pub async fn save_record(&self, key: &str, record: &SessionRecord) -> Result<(), StoreError> {
+        let record = self.seal(Purpose::SessionRecord, key, record)?;
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE sessions SET record = $1 WHERE id = $2")
+                .bind(&record)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Pushes a live session's idle expiry back to `expires_at`. A reaper's claim on a session
+    /// that is used again is void: its delete checks the claim.
+    pub async fn extend_session(
+        &self,
+        key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE sessions SET expiry_date = $1, reaping_until = NULL
+                   WHERE id = $2 AND expiry_date > $3";
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(expires_at).bind(key).bind(now).execute(pool).await.map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Ends a session and returns its token as it was at that instant, in one statement, so a
+    /// refresh that lands meanwhile cannot leave a live token behind (for revocation).
+    pub async fn take_session_token(&self, key: &str) -> Result<Option<Token>, StoreError> {
+        let sql = "DELETE FROM sessions WHERE id = $1 RETURNING token";
+        let row: Option<(String,)> =
+            on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
+        Ok(row.and_then(|(sealed,)| self.open_or_report(key, &sealed)))
+    }
+
+    /// A token that does not open (its key left `SECRET_KEYS`) cannot be revoked: say so, once
+    /// per session, rather than fail whatever was ending it.
+    pub(super) fn open_or_report(&self, key: &str, sealed: &str) -> Option<Token> {
+        match self.open(Purpose::Token, key, sealed) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::warn!(error = %e, "ended a session whose token could not be revoked");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use openedx_client::TokenKind;
+
+    use super::*;
+    use crate::store::tests::{temp_db, temp_store};
+
+    pub fn token(access: &str, refresh: &str) -> Token {
+        Token {
+            access_token: Secret::new(access),
+            kind: TokenKind::Jwt,
+            expires_at: Some(4_000_000_000),
+            scopes: vec!["user_id".into()],
+            refresh_token: Some(Secret::new(refresh)),
+        }
+    }
+
+    pub fn record() -> SessionRecord {
+        let account: Account =
+            serde_json::from_str(r#"{"username": "ada", "email": "ada@example.org"}"#)
+                .expect("account");
+        SessionRecord::new(account, 1)
+    }
+
+    fn far() -> i64 {
+        openedx_client::unix_now() + 3600
+    }
+
+    #[tokio::test]
+    async fn creating_a_session_whose_key_is_taken_creates_nothing() {
+        let store = temp_store().await;
+        let (r, t) = (record(), token("a", "r"));
+        assert!(store.create_session("k", &r, &t, far(), 1).await.expect("first"));
+        let other = token("b", "r2");
+        assert!(!store.create_session("k", &r, &other, far(), 1).await.expect("second"));
+        let row = store.load_session("k", 0).await.expect("loads").expect("row");
+        assert_eq!(row.token.token.access_token.expose(), "a");
+    }
+
+    #[tokio::test]
+    async fn a_token_moved_to_another_session_row_does_not_open() {
+        let store = temp_store().await;
+        let r = record();
+        for (key, access) in [("a", "access-a"), ("b", "access-b")] {
+            let t = token(access, "refresh");
+            assert!(store.create_session(key, &r, &t, far(), 1).await.expect(key));
+        }
+        on_pool!(store, pool => {
+            sqlx::query("UPDATE sessions SET token = (SELECT token FROM sessions WHERE id = 'a') WHERE id = 'b'")
+                .execute(pool)
+                .await
+                .expect("swap")
+                .rows_affected()
+        });
+        assert!(matches!(store.load_session("b", 0).await, Err(StoreError::Sealed)));
+        let a = store.load_session("a", 0).await.expect("a").expect("row");
+        assert_eq!(a.token.token.access_token.expose(), "access-a");
+    }
+
+    #[tokio::test]
+    async fn the_record_is_sealed_and_a_changed_one_does_not_open() {
+        let store = temp_store().await;
+        let (r, t) = (record(), token("a", "r"));
+        assert!(store.create_session("k", &r, &t, far(), 1).await.expect("row"));
+        let stored: String = on_pool!(store, pool => {
+            sqlx::query_scalar("SELECT record FROM sessions").fetch_one(pool).await.expect("record")
+        });
+        assert!(!stored.contains("ada"), "{stored}");
+        on_pool!(store, pool => {
+            sqlx::query("UPDATE sessions SET record = 'x' || record")
+                .execute(pool)
+                .await
+                .expect("change")
+                .rows_affected()
+        });
+        assert!(matches!(store.load_session("k", 0).await, Err(StoreError::Sealed)));
+    }
+
+    #[tokio::test]
+    async fn the_generated_key_is_kept_and_reused_at_the_next_start() {
+        let url = format!("sqlite://{}", temp_db().display());
+        let first = Store::connect(&url, None).await.expect("first start");
+        let (r, t) = (record(), token("a", "r"));
+        assert!(first.create_session("k", &r, &t, far(), 1).await.expect("row"));
+        first.close().await;
+        let second = Store::connect(&url, None).await.expect("second start");
+        let row = second.load_session("k", 0).await.expect("opens").expect("row");
+        assert_eq!(row.token.token.access_token.expose(), "a");
     }
 }

@@ -1,23 +1,46 @@
-//! `profiles demo`: the LMS stand-in and the app side by side on loopback, with a registered
-//! client and a demo learner, so a newcomer can sign in on a fresh machine with one command.
+//! `cargo run --locked --example demo`: the LMS stand-in and the app side by side on loopback,
+//! with a registered client and a demo learner, so a newcomer can sign in on a fresh machine with
+//! one command. An example rather than part of the app: the stand-in (and its development signing
+//! key) is a dev-dependency, so the production build never carries it.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
 
 use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
-
-use crate::{
+use profiles::{
     config::{Config, DEFAULT_BIND},
     routes::FRONTCHANNEL_LOGOUT_PATH,
     state::AppState,
 };
+use tracing_subscriber::EnvFilter;
 
 /// Where the stand-in listens unless `DEMO_LMS_BIND` says otherwise.
-pub const DEFAULT_DEMO_LMS_BIND: &str = "127.0.0.1:8090";
-pub const DEMO_CLIENT_ID: &str = "profiles-demo";
+const DEFAULT_DEMO_LMS_BIND: &str = "127.0.0.1:8090";
+const DEMO_CLIENT_ID: &str = "profiles-demo";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // `.env` as the app reads it (its `BIND`, `DATABASE_URL`, `RUST_LOG`); a missing one is normal.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        let _ = writeln!(std::io::stderr(), "demo: .env could not be read ({e})");
+        return ExitCode::FAILURE;
+    }
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    match run(std::env::vars().collect()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Runs until Ctrl-C. `vars` is the environment (with `.env` applied); the LMS settings in it are
 /// replaced by the stand-in's, everything else (`BIND`, `DATABASE_URL`, `RUST_LOG`...) is kept.
-pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
+async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     let lms_bind = vars
         .get("DEMO_LMS_BIND")
         .map_or(DEFAULT_DEMO_LMS_BIND, String::as_str);
@@ -73,7 +96,7 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     let state = AppState::new(config).await?;
 
     println!();
-    println!("  profiles demo is running.");
+    println!("  The profiles demo is running.");
     println!("  Open            {public_url}");
     println!(
         "  Sign in as      {} / {}",
@@ -90,7 +113,7 @@ pub async fn run(mut vars: HashMap<String, String>) -> Result<(), String> {
     println!("  Stop with Ctrl-C.");
     println!();
 
-    crate::serve(listener, state)
+    profiles::serve(listener, state)
         .await
         .map_err(|e| e.to_string())
 }
