@@ -108,7 +108,7 @@ impl FromRequest<AppState> for CsrfForm {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, NotSignedIn> {
         let (mut parts, body) = request.into_parts();
-        let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
+        let signed_in = SignedIn::from_request_parts(&mut parts, state).await;
         let request = Request::from_parts(parts, body);
         let submitted = match Form::<CsrfField>::from_request(request, state).await {
             Ok(Form(field)) => field.csrf,
@@ -119,6 +119,7 @@ impl FromRequest<AppState> for CsrfForm {
             // A form we cannot read (a repeated field...) carries no token we issued.
             Err(_) => String::new(),
         };
+        let signed_in = signed_in?;
         if !signed_in.current.row.record.csrf_matches(&submitted) {
             return Err(NotSignedIn::Csrf);
         }

@@ -1,10 +1,8 @@
 //! Runs the real app and the LMS stand-in on random loopback ports, each app with its own SQLite
 //! database, and a browser-like HTTP client that keeps cookies and does not follow redirects.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-pub mod proxy;
 
 use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use profiles::{AppState, app, config::Config};
@@ -26,7 +24,7 @@ pub struct TestApp {
     pub state: AppState,
     tweak: Option<fn(&mut Config)>,
     /// Between the app's server-to-server calls and the stand-in, when asked for.
-    pub proxy: Option<proxy::Proxy>,
+    pub proxy: Option<crate::proxy::Proxy>,
     task: JoinHandle<()>,
 }
 
@@ -46,7 +44,7 @@ pub struct Options {
     /// Changes the configuration after it is read, for limits the environment only takes in
     /// minutes (e.g. a three-second idle time).
     pub tweak: Option<fn(&mut Config)>,
-    /// Send the app's server-to-server calls (`LMS_INTERNAL_URL`) through a [`proxy::Proxy`];
+    /// Send the app's server-to-server calls (`LMS_INTERNAL_URL`) through a [`crate::proxy::Proxy`];
     /// the browser still goes straight to the stand-in.
     pub behind_proxy: bool,
     /// List the app's front-channel sign-out in the stand-in's `IDA_LOGOUT_URI_LIST`, as the
@@ -107,7 +105,7 @@ pub async fn spawn_app_with(mut options: Options) -> TestApp {
         vars.insert("LMS_INTERNAL_URL".into(), internal);
     }
     let proxy = if options.behind_proxy {
-        let proxy = proxy::Proxy::spawn(standin.url().clone()).await;
+        let proxy = crate::proxy::Proxy::spawn(standin.url().clone()).await;
         vars.insert("LMS_INTERNAL_URL".into(), proxy.url.to_string());
         Some(proxy)
     } else {
@@ -299,4 +297,31 @@ impl TestApp {
         self.state = state;
         self.task = task;
     }
+
+    /// A connection to this app's SQLite database, to look at what it stores.
+    pub async fn database(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        sqlx::SqliteConnection::connect(&self.vars["DATABASE_URL"])
+            .await
+            .unwrap()
+    }
+
+    /// How many signed-in sessions are stored.
+    pub async fn sessions_stored(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&mut self.database().await)
+            .await
+            .unwrap()
+    }
+
+    /// The one signed-in session's row key and its token, as stored.
+    pub async fn stored_session(&self) -> (String, openedx_client::Token) {
+        let key: String = sqlx::query_scalar("SELECT id FROM sessions")
+            .fetch_one(&mut self.database().await)
+            .await
+            .unwrap();
+        let token = self.state.store.token(&key, 0).await.unwrap().unwrap().token;
+        (key, token)
+    }
 }
+

@@ -22,10 +22,9 @@ pub enum Mode {
     CutBody(&'static str),
 }
 
-/// One request the proxy read: its method, path, and whether it came on a reused connection.
+/// One request the proxy read: its path, and whether it came on a reused connection.
 #[derive(Clone, Debug)]
 pub struct Seen {
-    pub method: String,
     pub path: String,
     pub reused: bool,
 }
@@ -95,7 +94,6 @@ async fn connection(
         };
         let reused = served > 0;
         seen.lock().unwrap().push(Seen {
-            method: method.clone(),
             path: path.clone(),
             reused,
         });

@@ -1,12 +1,9 @@
 //! The token's life against the stand-in: refresh before expiry (once, however many requests ask),
 //! rotation, a refused refresh, reload from the LMS, and sign-out with revocation.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, location, spawn_app, spawn_app_with};
+use crate::helpers::{Options, location, spawn_app, spawn_app_with};
 use openedx_standin::Fault;
 use reqwest::{StatusCode, header};
 
@@ -14,7 +11,7 @@ use reqwest::{StatusCode, header};
 const STALE: Duration = Duration::from_secs(30);
 const FRESH: Duration = Duration::from_secs(3600);
 
-fn refresh_requests(app: &common::TestApp) -> Vec<openedx_standin::RecordedTokenRequest> {
+fn refresh_requests(app: &crate::helpers::TestApp) -> Vec<openedx_standin::RecordedTokenRequest> {
     app.standin
         .token_requests()
         .into_iter()
@@ -336,7 +333,7 @@ async fn with_lms_logout_the_browser_ends_the_lms_session_and_comes_back() {
     assert_eq!(
         pairs,
         [
-            ("client_id".to_owned(), common::CLIENT_ID.to_owned()),
+            ("client_id".to_owned(), crate::helpers::CLIENT_ID.to_owned()),
             ("redirect_url".to_owned(), back.clone())
         ]
     );

@@ -1,6 +1,5 @@
 //! The real `profiles serve` at start-up: settings it must refuse in one line rather than panic
 //! on, and what its log looks like when it goes to a pipe, as under systemd or docker.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     io::{BufRead, BufReader},

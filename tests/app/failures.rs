@@ -1,12 +1,12 @@
 //! Every way a sign-in can fail or be attacked, each ending on a specific page with the right
 //! status, a request id and a way to start again; never a 500 or a hang.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Options, TestApp, location, proxy::Mode, spawn_app, spawn_app_with};
+use crate::{
+    helpers::{Options, TestApp, location, spawn_app, spawn_app_with},
+    proxy::Mode,
+};
 use openedx_standin::{Fault, LmsUser, Settings};
 use reqwest::{StatusCode, header};
 use url::Url;
@@ -283,7 +283,7 @@ async fn a_code_from_another_browser_fails_pkce_and_signs_nobody_in() {
 }
 
 async fn spawn_attacker(_app: &TestApp) -> reqwest::Client {
-    common::browser(&std::sync::Arc::new(reqwest::cookie::Jar::default()))
+    crate::helpers::browser(&std::sync::Arc::new(reqwest::cookie::Jar::default()))
 }
 
 #[tokio::test]

@@ -1,13 +1,10 @@
 //! Signing out of the LMS signs out here too: the front-channel sign-out the LMS's logout page
 //! loads in a hidden iframe, the stand-in's logout page that loads it, and what the signed-out
 //! page says about the LMS session.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
 use openedx_standin::Settings;
 use reqwest::{StatusCode, header};
 
@@ -43,7 +40,7 @@ async fn the_lms_front_channel_call_ends_the_session_and_revokes_its_refresh_tok
     );
     assert_eq!(revoked_refresh_tokens(&app), 1);
     assert_eq!(app.standin.live_refresh_tokens(), 0);
-    assert_eq!(app.state.store.count_sessions().await.unwrap(), 0);
+    assert_eq!(app.sessions_stored().await, 0);
     let profile = app.get("/profile/").await;
     assert_eq!(profile.status(), StatusCode::SEE_OTHER);
     assert_eq!(profile.headers()[header::LOCATION], "/", "sent to sign in");
@@ -81,7 +78,7 @@ async fn without_a_session_the_front_channel_sign_out_changes_nothing() {
     let response = app.get(FROM_THE_LMS).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(header::SET_COOKIE).is_none());
-    assert_eq!(app.state.store.count_sessions().await.unwrap(), 0);
+    assert_eq!(app.sessions_stored().await, 0);
     assert_eq!(app.standin.calls("revoke"), 0);
 }
 
@@ -118,7 +115,7 @@ async fn a_session_past_its_lifetime_is_ended_and_revoked_by_the_front_channel_c
         "the page, not a redirect"
     );
     assert_eq!(revoked_refresh_tokens(&app), 1);
-    assert_eq!(app.state.store.count_sessions().await.unwrap(), 0);
+    assert_eq!(app.sessions_stored().await, 0);
 }
 
 #[tokio::test]
@@ -221,7 +218,7 @@ async fn signing_out_here_offers_to_sign_out_of_the_lms_too() {
     assert_eq!(
         pairs,
         [
-            ("client_id".to_owned(), common::CLIENT_ID.to_owned()),
+            ("client_id".to_owned(), crate::helpers::CLIENT_ID.to_owned()),
             ("redirect_url".to_owned(), back.clone())
         ]
     );

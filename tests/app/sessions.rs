@@ -1,13 +1,10 @@
 //! Sessions that cost nothing until someone signs in, and tokens sealed at rest: the pending
 //! sign-in cookie, no storage for strangers, one read per signed-in request, idle expiry with
 //! skipped writes, key rotation, expiry with revocation, and safe methods that stay safe.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, location, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, location, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode, header};
 
 fn anonymous() -> reqwest::Client {
@@ -15,10 +12,6 @@ fn anonymous() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-async fn sessions_stored(app: &TestApp) -> i64 {
-    app.state.store.count_sessions().await.unwrap()
 }
 
 /// Sends `count` cookie-less visits to `/`, half GET with a long `next`, half HEAD; each must
@@ -67,7 +60,7 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 async fn a_thousand_strangers_store_nothing_and_are_served_with_the_database_down() {
     let app = spawn_app().await;
     strangers_visit(&app, 500).await;
-    assert_eq!(sessions_stored(&app).await, 0);
+    assert_eq!(app.sessions_stored().await, 0);
 
     app.state.store.close().await;
     strangers_visit(&app, 500).await;
@@ -299,7 +292,7 @@ async fn the_database_files_hold_neither_the_access_nor_the_refresh_token() {
     for secret in issued.access_tokens.iter().chain(&issued.refresh_tokens) {
         assert!(!contains(&bytes, secret), "a token is readable on disk");
     }
-    assert_eq!(sessions_stored(&app).await, 1);
+    assert_eq!(app.sessions_stored().await, 1);
 }
 
 #[tokio::test]
@@ -407,7 +400,7 @@ async fn an_expired_session_has_its_refresh_token_revoked_before_its_row_goes() 
         }
     );
     assert_eq!(app.standin.live_refresh_tokens(), 0);
-    assert_eq!(sessions_stored(&app).await, 0);
+    assert_eq!(app.sessions_stored().await, 0);
     let again = profiles::tokens::reap_expired(&app.state).await.unwrap();
     assert_eq!(again.sessions, 0);
 }
@@ -431,104 +424,7 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let reaped = profiles::tokens::reap_expired(&app.state).await.unwrap();
     assert_eq!(reaped.failed, 1);
-    assert_eq!(sessions_stored(&app).await, 0);
-}
-
-/// The one signed-in session's row key and its token, as stored.
-async fn the_stored_session(app: &TestApp) -> (String, openedx_client::Token) {
-    use sqlx::{Connection, SqliteConnection};
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
-        .await
-        .unwrap();
-    let key: String = sqlx::query_scalar("SELECT id FROM sessions")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    let token = app.state.store.token(&key, 0).await.unwrap().unwrap().token;
-    (key, token)
-}
-
-/// Plays back what an earlier release left: `tokens` kept in clear, in its (renamed) tables.
-async fn plant_legacy_rows(app: &TestApp, rows: &[(&str, String)]) {
-    use sqlx::{Connection, SqliteConnection};
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
-        .await
-        .unwrap();
-    for (id, json) in rows {
-        sqlx::query(
-            "INSERT INTO legacy_tokens (id, token, version, created_at, updated_at) \
-             VALUES ($1, $2, 0, 0, 0)",
-        )
-        .bind(id)
-        .bind(json)
-        .execute(&mut db)
-        .await
-        .unwrap();
-    }
-    sqlx::query("INSERT INTO legacy_sessions (id, data, expiry_date) VALUES ('s', x'00', 0)")
-        .execute(&mut db)
-        .await
-        .unwrap();
-}
-
-async fn legacy_tables(app: &TestApp) -> i64 {
-    use sqlx::{Connection, SqliteConnection};
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
-        .await
-        .unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'legacy_%'")
-        .fetch_one(&mut db)
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn sessions_of_an_earlier_release_are_ended_and_their_clear_tokens_revoked() {
-    let app = spawn_app().await;
-    app.sign_in().await;
-    // An earlier release kept this very token in clear.
-    let (_, token) = the_stored_session(&app).await;
-    let json = serde_json::to_string(&token).unwrap();
-    let refresh = token.refresh_token.as_ref().unwrap().expose().to_owned();
-    plant_legacy_rows(&app, &[("old", json), ("garbled", "{not json".into())]).await;
-
-    profiles::tokens::end_legacy_sessions(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(app.standin.calls("revoke"), 1);
-    assert_eq!(app.standin.live_refresh_tokens(), 0);
-    assert_eq!(legacy_tables(&app).await, 0, "the old tables are gone");
-    assert!(
-        !contains(&database_bytes(&app), &refresh),
-        "the clear-text token is overwritten, not just unlinked"
-    );
-}
-
-#[tokio::test]
-async fn clear_tokens_the_lms_could_not_revoke_are_kept_for_the_next_start() {
-    let app = spawn_app().await;
-    app.sign_in().await;
-    let (_, token) = the_stored_session(&app).await;
-    plant_legacy_rows(&app, &[("old", serde_json::to_string(&token).unwrap())]).await;
-    app.standin.set_fault(
-        "revoke",
-        Some(openedx_standin::Fault::Respond {
-            status: 503,
-            content_type: "text/html",
-            body: "down".into(),
-        }),
-    );
-    profiles::tokens::end_legacy_sessions(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(legacy_tables(&app).await, 2, "kept for another try");
-
-    app.standin.set_fault("revoke", None);
-    profiles::tokens::end_legacy_sessions(&app.state)
-        .await
-        .unwrap();
-    assert_eq!(app.standin.live_refresh_tokens(), 0);
-    assert_eq!(legacy_tables(&app).await, 0);
+    assert_eq!(app.sessions_stored().await, 0);
 }
 
 /// A signed-in session left to expire (one-second idle time) and claimed by a reaper until
@@ -540,7 +436,7 @@ async fn an_expired_session_claimed_by_a_reaper() -> (TestApp, String, i64) {
     })
     .await;
     app.sign_in().await;
-    let (key, _) = the_stored_session(&app).await;
+    let (key, _) = app.stored_session().await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let now = openedx_client::unix_now();
     let claimed = app
@@ -577,10 +473,10 @@ async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
 #[tokio::test]
 async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
     let (app, key, now) = an_expired_session_claimed_by_a_reaper().await;
-    // The session is saved with a new expiry (as a request that read it just in time would).
+    // The session's expiry is pushed back by a request that read it just in time.
     app.state
         .store
-        .save_session(&key, "{}", now + 3600)
+        .extend_session(&key, now + 3600, now - 10)
         .await
         .unwrap();
     let taken = app
@@ -590,7 +486,7 @@ async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
         .await
         .unwrap();
     assert!(taken.is_none());
-    assert_eq!(sessions_stored(&app).await, 1);
+    assert_eq!(app.sessions_stored().await, 1);
 }
 
 #[tokio::test]

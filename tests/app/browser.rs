@@ -4,9 +4,6 @@
 //!
 //! Needs `chromium` and `chromium-driver` (apt-get) and axe-core (npm); `.ci/run` installs them.
 //! Run with `cargo test --locked --test browser -- --ignored` (see the README).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::{
     path::{Path, PathBuf},
@@ -14,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Options, TestApp, spawn_app_with};
+use crate::helpers::{Options, TestApp, spawn_app_with};
 use fantoccini::{Client, ClientBuilder, Locator};
 use openedx_standin::Settings;
 use serde_json::{Value, json};

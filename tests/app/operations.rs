@@ -1,13 +1,10 @@
 //! What operators rely on: health and readiness probes (a bare verdict in public, the details on the
 //! internal address), Prometheus metrics (on the internal address, beside the pages only when
 //! asked), and a graceful shutdown that lets in-flight requests finish.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::{collections::HashMap, time::Duration};
 
-use common::{Options, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
 use openedx_standin::Fault;
 use profiles::{AppState, config::Config};
 use reqwest::StatusCode;

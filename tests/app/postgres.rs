@@ -3,13 +3,10 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); `.ci/run` sets it.
 //!
 //! Run with `PROFILES_TEST_POSTGRES_URL=... cargo test --locked --test postgres -- --ignored`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::{Options, TestApp, location, spawn_app_with};
+use crate::helpers::{Options, TestApp, location, spawn_app_with};
 use openedx_standin::Fault;
 use profiles::{AppState, config::Config};
 use reqwest::{StatusCode, header};

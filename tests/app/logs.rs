@@ -1,9 +1,6 @@
 //! The log of a whole sign-in, refresh and sign-out, captured at the most verbose level, holds
 //! none of the secrets that went by: client secret, codes, PKCE verifiers, states, tokens and
 //! session ids. (Its own test binary: the log subscriber is process-wide.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::{
     io::Write,
@@ -11,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use common::{CLIENT_SECRET, Options, spawn_app, spawn_app_with};
+use crate::helpers::{CLIENT_SECRET, Options, spawn_app, spawn_app_with};
 use openedx_standin::Fault;
 use reqwest::StatusCode;
 
