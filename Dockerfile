@@ -1,7 +1,7 @@
 # A small image of the app. Build: docker build -t profiles .
 # Run:   docker run -p 8080:8080 --env-file .env -v profiles-data:/data profiles
-# The release build below is the app alone (`--no-default-features`): no `demo`, and so neither the
-# LMS stand-in nor its development signing key is in the image. Templates, static files and
+# The release build below is the app alone: the LMS stand-in (and its development signing key) is
+# only a dev-dependency, for the tests and the demo example, so it is not in the image. Templates, static files and
 # migrations are compiled into the binary.
 
 FROM rust:1-slim-bookworm AS build
@@ -16,20 +16,20 @@ RUN mkdir -p src crates/openedx-client/src/bin/openedx crates/openedx-standin/sr
     && for main in src/main.rs crates/openedx-client/src/bin/openedx/main.rs \
         crates/openedx-standin/src/main.rs; do echo 'fn main() {}' > "$main"; done \
     && touch src/lib.rs crates/openedx-client/src/lib.rs crates/openedx-standin/src/lib.rs \
-    && cargo build --locked --release --no-default-features \
+    && cargo build --locked --release \
     && rm -rf crates/openedx-client/src
 # The client crate, built by the same command as the app so that the app's build reuses it. The
 # app's empty sources stay until its own replace them (the workspace needs a target for each
 # member); so do the stand-in's, which the production build never compiles. `touch`: the copied
 # files keep their older times, which cargo would take for "unchanged".
 COPY crates/openedx-client/src crates/openedx-client/src
-RUN touch crates/openedx-client/src/lib.rs && cargo build --locked --release --no-default-features
+RUN touch crates/openedx-client/src/lib.rs && cargo build --locked --release
 # The app. Templates, static files and migrations are compiled into the binary.
 COPY src src
 COPY templates templates
 COPY static static
 COPY migrations migrations
-RUN touch src/main.rs src/lib.rs && cargo build --locked --release --no-default-features
+RUN touch src/main.rs src/lib.rs && cargo build --locked --release
 
 FROM debian:bookworm-slim
 # TLS roots are built in (rustls with webpki roots) and SQLite is linked in: nothing to install.
