@@ -26,8 +26,8 @@ pub struct Config {
     pub lms: ClientConfig,
     /// `PUBLIC_URL`: this app's external root; the redirect URI is `PUBLIC_URL/authorize/`.
     pub public_url: Url,
-    /// `DATABASE_URL`: where sessions, tokens and the `profiles` table live. Redacted in `Debug`:
-    /// a PostgreSQL URL may carry a password.
+    /// `DATABASE_URL`: where sessions, tokens and the `profiles` table live: SQLite (the default),
+    /// PostgreSQL or MySQL/MariaDB. Redacted in `Debug`: a URL may carry a password.
     pub database_url: Secret,
     /// `BIND`: the address this app listens on.
     pub bind: SocketAddr,
@@ -45,8 +45,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEYS`: the keys that seal pending sign-in cookies and stored tokens, newest first.
     /// Unset on SQLite, a key is generated beside the database at first start
-    /// (`<database>.key`, see `crate::store`); PostgreSQL replicas must share one, so there it is
-    /// required.
+    /// (`<database>.key`, see `crate::store`); PostgreSQL and MySQL replicas must share one, so
+    /// there it is required.
     pub secret_keys: Option<KeyRing>,
     /// `METRICS_PUBLIC`: also serve `/metrics` beside the pages. Off by default: the counters
     /// describe the traffic, which is nobody's business outside the monitoring network.
@@ -106,13 +106,14 @@ impl Config {
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
-        let known = ["sqlite:", "postgres://", "postgresql://"];
+        let known = ["sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://"];
         if !known.iter().any(|scheme| database_url.starts_with(scheme)) {
             return Err(ConfigError {
                 variable: "DATABASE_URL",
                 // Not the value: a database URL may carry a password.
-                problem: "is neither a sqlite: nor a postgres:// URL; use e.g. \
-                          sqlite://data/profiles.db or postgres://user@host/profiles"
+                problem: "is not a sqlite:, postgres:// or mysql:// URL; use e.g. \
+                          sqlite://data/profiles.db, postgres://user@host/profiles or \
+                          mysql://user:password@host:3306/profiles"
                     .into(),
             });
         }
@@ -131,9 +132,9 @@ impl Config {
         if secret_keys.is_none() && !database_url.starts_with("sqlite:") {
             return Err(ConfigError {
                 variable: "SECRET_KEYS",
-                problem: "is not set, and on PostgreSQL every replica must seal and open tokens \
-                          with the same key; generate one with `openssl rand -base64 32` and set \
-                          the same SECRET_KEYS on every replica"
+                problem: "is not set, and on PostgreSQL or MySQL every replica must seal and \
+                          open sessions with the same key; generate one with `openssl rand \
+                          -base64 32` and set the same SECRET_KEYS on every replica"
                     .into(),
             });
         }
@@ -254,7 +255,7 @@ mod tests {
             ("LMS_SCOPES", "openid profile"),
             ("LMS_SCOPES", "user_id,email"),
             ("LMS_TIMEOUT_SECS", "0"),
-            ("DATABASE_URL", "mysql://db/profiles"),
+            ("DATABASE_URL", "redis://db/profiles"),
             ("METRICS_PUBLIC", "maybe"),
         ] {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

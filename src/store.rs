@@ -4,11 +4,15 @@
 //!
 //! SQLite is the embedded default: the file (mode `0600`) and its folder (`0700`) are created on
 //! start, with a generated key beside them when `SECRET_KEYS` is unset. PostgreSQL
-//! (`DATABASE_URL=postgres://...`) is for several replicas sharing one database. Each has its
-//! migrations (`migrations/sqlite/`, `migrations/postgres/`), applied before the app takes a
-//! request; on PostgreSQL sqlx holds an advisory lock meanwhile, so replicas starting together
-//! migrate once. Every query is written once, in SQL both databases accept, and runs on whichever
-//! pool is configured ([`on_pool!`]).
+//! (`DATABASE_URL=postgres://...`) and MySQL or MariaDB (`mysql://...`, as Tutor runs) are for
+//! several replicas sharing one database. Each has its migrations (`migrations/<backend>/`),
+//! applied before the app takes a request; sqlx holds a lock meanwhile (PostgreSQL's advisory
+//! lock, MySQL's `GET_LOCK`), so replicas starting together migrate once.
+//!
+//! A query is written once where the three accept the same SQL, with `?` placeholders in the
+//! order of their binds ([`on_pool!`] numbers them `$1, $2...` for PostgreSQL). Where MySQL
+//! differs (it has no `RETURNING` and no `ON CONFLICT`, and cannot update a table it selects
+//! from), the statement is written per backend, with a comment saying why.
 
 mod key_file;
 pub mod profiles;
@@ -20,8 +24,9 @@ use std::{str::FromStr, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{
-    PgPool, SqlitePool,
+    MySqlPool, PgPool, SqlitePool,
     migrate::Migrator,
+    mysql::MySqlPoolOptions,
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -31,17 +36,48 @@ use crate::keys::{KeyRing, Purpose};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
 
-/// Runs one query body on whichever pool the store has (the body is compiled for each).
+/// Runs one query body on whichever pool the store has (the body is compiled for each). With
+/// `$sql` named, the statement in that variable is rewritten for PostgreSQL, whose placeholders
+/// are numbered (`$1`) where SQLite and MySQL take `?`.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.db {
             $crate::store::Db::Sqlite($pool) => $body,
             $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::MySql($pool) => $body,
+        }
+    };
+    ($store:expr, $sql:ident, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => {
+                let $sql = sqlx::AssertSqlSafe($crate::store::numbered($sql));
+                $body
+            }
+            $crate::store::Db::MySql($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// `?` placeholders as PostgreSQL's `$1, $2...`, in order. The statements here hold no `?` in a
+/// string literal or comment.
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// A database failure, or a stored value that no longer opens or parses.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +102,7 @@ pub enum StoreError {
 pub(crate) enum Db {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+    MySql(MySqlPool),
 }
 
 #[derive(Clone, Debug)]
@@ -80,9 +117,13 @@ impl Store {
     /// database, made at first start, while PostgreSQL needs them (the configuration already
     /// refused that).
     pub async fn connect(database_url: &str, keys: Option<KeyRing>) -> Result<Self, String> {
+        let shared = "SECRET_KEYS: is not set; replicas sharing a database must share it";
         let (db, keys) = if is_postgres(database_url) {
-            let keys = keys.ok_or("SECRET_KEYS: is not set; PostgreSQL replicas must share it")?;
+            let keys = keys.ok_or(shared)?;
             (Db::Postgres(connect_postgres(database_url).await?), keys)
+        } else if is_mysql(database_url) {
+            let keys = keys.ok_or(shared)?;
+            (Db::MySql(connect_mysql(database_url).await?), keys)
         } else {
             let options = sqlite_options(database_url)?;
             key_file::private_database_file(options.get_filename())?;
@@ -108,14 +149,16 @@ impl Store {
         match self.db {
             Db::Sqlite(_) => &SQLITE_MIGRATIONS,
             Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Db::MySql(_) => &MYSQL_MIGRATIONS,
         }
     }
 
-    /// `sqlite` or `postgres`, for health reports.
+    /// `sqlite`, `postgres` or `mysql`, for health reports.
     pub fn backend(&self) -> &'static str {
         match self.db {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
+            Db::MySql(_) => "mysql",
         }
     }
 
@@ -163,6 +206,10 @@ fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
+fn is_mysql(database_url: &str) -> bool {
+    database_url.starts_with("mysql://") || database_url.starts_with("mariadb://")
+}
+
 fn sqlite_options(database_url: &str) -> Result<SqliteConnectOptions, String> {
     Ok(SqliteConnectOptions::from_str(database_url)
         .map_err(|e| format!("DATABASE_URL: {e}; use e.g. sqlite://data/profiles.db"))?
@@ -196,6 +243,37 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
         .map_err(|e| format!("DATABASE_URL: cannot connect to PostgreSQL: {e}"))
 }
 
+/// TLS is rustls in sqlx's default `ssl-mode=preferred`: used whenever the server offers it (MySQL
+/// 8.4 does by default), plain otherwise, and `ssl-mode=required` in the URL insists.
+async fn connect_mysql(database_url: &str) -> Result<MySqlPool, String> {
+    // sqlx knows the `mysql://` scheme only; MariaDB speaks the same protocol.
+    let url = match database_url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => database_url.to_owned(),
+    };
+    MySqlPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .map_err(|e| mysql_connect_error(&e.to_string()))
+}
+
+/// One line naming the fix. Without TLS, MySQL's `caching_sha2_password` (8.4's default plugin)
+/// sends the password RSA-encrypted on a first login, and this build leaves RSA out (the `rsa`
+/// crate has an unfixed timing advisory, RUSTSEC-2023-0071), so sqlx refuses rather than hang.
+fn mysql_connect_error(message: &str) -> String {
+    if message.contains("RSA") {
+        return "DATABASE_URL: the MySQL account uses caching_sha2_password and the connection has \
+                no TLS; turn TLS on at the server (MySQL 8.4 has it by default) or add \
+                ssl-mode=required to DATABASE_URL, or create the account IDENTIFIED WITH \
+                mysql_native_password"
+            .into();
+    }
+    // sqlx's message names host and database, never the password.
+    format!("DATABASE_URL: cannot connect to MySQL: {message}")
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -210,6 +288,24 @@ pub(crate) mod tests {
         Store::connect(&format!("sqlite://{}", temp_db().display()), None)
             .await
             .expect("store")
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_in_order() {
+        assert_eq!(
+            numbered("UPDATE t SET a = ? WHERE b = ? AND c > ?"),
+            "UPDATE t SET a = $1 WHERE b = $2 AND c > $3"
+        );
+    }
+
+    #[test]
+    fn a_mysql_account_needing_rsa_without_tls_names_the_fix_in_one_line() {
+        let message = mysql_connect_error(
+            "error with configuration: RSA auth backend disabled; enable feature `mysql-rsa`",
+        );
+        assert!(message.starts_with("DATABASE_URL: "), "{message}");
+        assert!(message.contains("ssl-mode=required"), "{message}");
+        assert!(!message.contains('\n'));
     }
 
     #[tokio::test]

@@ -1,7 +1,29 @@
 //! The `profiles` table: the app's own record of each person who signed in (first and last time,
 //! how often), upserted at every sign-in.
 
-use super::{Store, StoreError, on_pool};
+use super::{Db, Store, StoreError, on_pool};
+
+const UPSERT: &str = "INSERT INTO profiles
+        (username, user_id, email, name, first_signed_in_at, last_signed_in_at, sign_in_count)
+    VALUES (?, ?, ?, ?, ?, ?, 1)
+    ON CONFLICT (username) DO UPDATE SET
+        user_id = COALESCE(excluded.user_id, profiles.user_id),
+        email = COALESCE(excluded.email, profiles.email),
+        name = COALESCE(excluded.name, profiles.name),
+        last_signed_in_at = excluded.last_signed_in_at,
+        sign_in_count = profiles.sign_in_count + 1";
+
+/// [`UPSERT`] for MySQL, which has no `ON CONFLICT`; its newer row alias (`AS new`) is unknown to
+/// MariaDB, so the inserted values are named with `VALUES()`, which both take.
+const MYSQL_UPSERT: &str = "INSERT INTO profiles
+        (username, user_id, email, name, first_signed_in_at, last_signed_in_at, sign_in_count)
+    VALUES (?, ?, ?, ?, ?, ?, 1)
+    ON DUPLICATE KEY UPDATE
+        user_id = COALESCE(VALUES(user_id), user_id),
+        email = COALESCE(VALUES(email), email),
+        name = COALESCE(VALUES(name), name),
+        last_signed_in_at = VALUES(last_signed_in_at),
+        sign_in_count = sign_in_count + 1";
 
 impl Store {
     /// Records a sign-in: creates the row the first time, updates it on every later sign-in.
@@ -13,21 +35,17 @@ impl Store {
         name: Option<&str>,
         at: i64,
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO profiles
-                (username, user_id, email, name, first_signed_in_at, last_signed_in_at, sign_in_count)
-             VALUES ($1, $2, $3, $4, $5, $5, 1)
-             ON CONFLICT (username) DO UPDATE SET
-                user_id = COALESCE(excluded.user_id, profiles.user_id),
-                email = COALESCE(excluded.email, profiles.email),
-                name = COALESCE(excluded.name, profiles.name),
-                last_signed_in_at = excluded.last_signed_in_at,
-                sign_in_count = profiles.sign_in_count + 1";
-        on_pool!(self, pool => {
+        let sql = match &self.db {
+            Db::MySql(_) => MYSQL_UPSERT,
+            Db::Sqlite(_) | Db::Postgres(_) => UPSERT,
+        };
+        on_pool!(self, sql, pool => {
             sqlx::query(sql)
                 .bind(username)
                 .bind(user_id)
                 .bind(email)
                 .bind(name)
+                .bind(at)
                 .bind(at)
                 .execute(pool)
                 .await

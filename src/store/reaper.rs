@@ -3,30 +3,68 @@
 
 use openedx_client::Token;
 
-use super::{Store, StoreError, on_pool};
+use sqlx::AssertSqlSafe;
+
+use super::{Db, Store, StoreError, numbered};
 
 impl Store {
     /// Claims up to `limit` expired sessions until `until`, so that one replica ends them while
-    /// the others skip them; returns their keys. The conditions stand in the outer `WHERE` too:
-    /// PostgreSQL re-checks only those after waiting for a row another replica just claimed.
+    /// the others skip them; returns their keys.
     pub async fn claim_expired_sessions(
         &self,
         now: i64,
         until: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let sql = "UPDATE sessions SET reaping_until = $1
+        // The conditions stand in the outer `WHERE` too: PostgreSQL re-checks only those after
+        // waiting for a row another replica just claimed.
+        let sql = "UPDATE sessions SET reaping_until = ?
                    WHERE id IN (SELECT id FROM sessions
-                                WHERE expiry_date <= $2
-                                  AND (reaping_until IS NULL OR reaping_until < $2)
-                                LIMIT $3)
-                     AND expiry_date <= $2
-                     AND (reaping_until IS NULL OR reaping_until < $2)
+                                WHERE expiry_date <= ?
+                                  AND (reaping_until IS NULL OR reaping_until < ?)
+                                LIMIT ?)
+                     AND expiry_date <= ?
+                     AND (reaping_until IS NULL OR reaping_until < ?)
                    RETURNING id";
-        let rows: Vec<(String,)> = on_pool!(self, pool => {
-            sqlx::query_as(sql).bind(until).bind(now).bind(limit).fetch_all(pool).await
-        })?;
-        Ok(rows.into_iter().map(|(key,)| key).collect())
+        let keys = match &self.db {
+            Db::Sqlite(pool) => {
+                let query = sqlx::query_scalar(sql).bind(until).bind(now).bind(now);
+                let query = query.bind(limit).bind(now).bind(now);
+                query.fetch_all(pool).await?
+            }
+            Db::Postgres(pool) => {
+                let query = sqlx::query_scalar(AssertSqlSafe(numbered(sql)));
+                let query = query.bind(until).bind(now).bind(now);
+                let query = query.bind(limit).bind(now).bind(now);
+                query.fetch_all(pool).await?
+            }
+            // MySQL can neither update a table it selects from in a subquery, nor return what it
+            // updated: the batch is locked and read (`SKIP LOCKED`: rows another replica is
+            // claiming are left to it), then claimed, in one transaction.
+            Db::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                let select = "SELECT id FROM sessions
+                              WHERE expiry_date <= ? AND (reaping_until IS NULL OR reaping_until < ?)
+                              LIMIT ? FOR UPDATE SKIP LOCKED";
+                let keys: Vec<String> = sqlx::query_scalar(select)
+                    .bind(now)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !keys.is_empty() {
+                    // Placeholders only: the keys are bound.
+                    let marks = vec!["?"; keys.len()].join(", ");
+                    let update = format!("UPDATE sessions SET reaping_until = ? WHERE id IN ({marks})");
+                    let query = sqlx::query(AssertSqlSafe(update)).bind(until);
+                    let query = keys.iter().fold(query, |q, k| q.bind(k));
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                keys
+            }
+        };
+        Ok(keys)
     }
 
     /// Deletes an expired session this replica claimed, unless it was used again meanwhile, and
@@ -38,17 +76,10 @@ impl Store {
         claimed_until: i64,
         now: i64,
     ) -> Result<Option<Token>, StoreError> {
-        let sql = "DELETE FROM sessions
-                   WHERE id = $1 AND reaping_until = $2 AND expiry_date <= $3
-                   RETURNING token";
-        let row: Option<(String,)> = on_pool!(self, pool => {
-            sqlx::query_as(sql)
-                .bind(key)
-                .bind(claimed_until)
-                .bind(now)
-                .fetch_optional(pool)
-                .await
-        })?;
-        Ok(row.and_then(|(sealed,)| self.open_or_report(key, &sealed)))
+        let and = " AND reaping_until = ? AND expiry_date <= ?";
+        let sealed = self
+            .delete_returning_token(key, and, &[claimed_until, now])
+            .await?;
+        Ok(sealed.and_then(|sealed| self.open_or_report(key, &sealed)))
     }
 }

@@ -10,8 +10,8 @@ use crate::keys::Purpose;
 impl Store {
     /// A live session's token as stored now (for a request waiting out another's refresh).
     pub async fn token(&self, key: &str, now: i64) -> Result<Option<StoredToken>, StoreError> {
-        let sql = "SELECT token, token_version FROM sessions WHERE id = $1 AND expiry_date > $2";
-        let row: Option<(String, i64)> = on_pool!(self, pool => {
+        let sql = "SELECT token, token_version FROM sessions WHERE id = ? AND expiry_date > ?";
+        let row: Option<(String, i64)> = on_pool!(self, sql, pool => {
             sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
         })?;
         row.map(|(sealed, version)| {
@@ -36,14 +36,15 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // Never on an expired session: the reaper may already hold it for revocation, and a
         // refreshed token stored behind its back would outlive the session un-revoked.
-        let sql = "UPDATE sessions SET refreshing_until = $1
-                   WHERE id = $2 AND token_version = $3 AND expiry_date > $4
-                     AND (refreshing_until IS NULL OR refreshing_until < $4)";
-        let affected = on_pool!(self, pool => {
+        let sql = "UPDATE sessions SET refreshing_until = ?
+                   WHERE id = ? AND token_version = ? AND expiry_date > ?
+                     AND (refreshing_until IS NULL OR refreshing_until < ?)";
+        let affected = on_pool!(self, sql, pool => {
             sqlx::query(sql)
                 .bind(until)
                 .bind(key)
                 .bind(version)
+                .bind(now)
                 .bind(now)
                 .execute(pool)
                 .await?
@@ -62,9 +63,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sealed = self.seal(Purpose::Token, key, token)?;
         let sql = "UPDATE sessions
-                   SET token = $1, token_version = token_version + 1, refreshing_until = NULL
-                   WHERE id = $2 AND token_version = $3";
-        let affected = on_pool!(self, pool => {
+                   SET token = ?, token_version = token_version + 1, refreshing_until = NULL
+                   WHERE id = ? AND token_version = ?";
+        let affected = on_pool!(self, sql, pool => {
             sqlx::query(sql)
                 .bind(&sealed)
                 .bind(key)
@@ -79,9 +80,10 @@ impl Store {
     /// Gives up a claim without a new token (the LMS could not be reached), so another request
     /// may try at once.
     pub async fn release_refresh(&self, key: &str, version: i64) -> Result<(), StoreError> {
-        let sql =
-            "UPDATE sessions SET refreshing_until = NULL WHERE id = $1 AND token_version = $2";
-        on_pool!(self, pool => sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ()))?;
+        let sql = "UPDATE sessions SET refreshing_until = NULL WHERE id = ? AND token_version = ?";
+        on_pool!(self, sql, pool => {
+            sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -92,8 +94,10 @@ impl Store {
         key: &str,
         version: i64,
     ) -> Result<(), StoreError> {
-        let sql = "DELETE FROM sessions WHERE id = $1 AND token_version = $2";
-        on_pool!(self, pool => sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ()))?;
+        let sql = "DELETE FROM sessions WHERE id = ? AND token_version = ?";
+        on_pool!(self, sql, pool => {
+            sqlx::query(sql).bind(key).bind(version).execute(pool).await.map(|_| ())
+        })?;
         Ok(())
     }
 }

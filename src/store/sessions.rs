@@ -9,9 +9,10 @@
 use openedx_client::{Account, Secret, Token};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
 use subtle::ConstantTimeEq;
 
-use super::{Store, StoreError, on_pool};
+use super::{Db, Store, StoreError, numbered, on_pool};
 use crate::keys::{Purpose, hex};
 
 /// What the app keeps about a signed-in person, besides their token.
@@ -77,8 +78,8 @@ impl Store {
         now: i64,
     ) -> Result<Option<SignedInRow>, StoreError> {
         let sql = "SELECT record, expiry_date, token, token_version
-                   FROM sessions WHERE id = $1 AND expiry_date > $2";
-        let row: Option<(String, i64, String, i64)> = on_pool!(self, pool => {
+                   FROM sessions WHERE id = ? AND expiry_date > ?";
+        let row: Option<(String, i64, String, i64)> = on_pool!(self, sql, pool => {
             sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
         })?;
         let Some((record, expires_at, token, version)) = row else {
@@ -105,9 +106,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let record = self.seal(Purpose::SessionRecord, key, record)?;
         let token = self.seal(Purpose::Token, key, token)?;
+        // A plain INSERT whose key violation says "taken": the three databases agree on that,
+        // where they differ on how to skip a conflict (and MySQL's `INSERT IGNORE` would also
+        // hide a value it truncated).
         let sql = "INSERT INTO sessions (id, record, expiry_date, token, created_at)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
-        let inserted = on_pool!(self, pool => {
+                   VALUES (?, ?, ?, ?, ?)";
+        let inserted = on_pool!(self, sql, pool => {
             sqlx::query(sql)
                 .bind(key)
                 .bind(&record)
@@ -115,18 +119,23 @@ impl Store {
                 .bind(&token)
                 .bind(now)
                 .execute(pool)
-                .await?
-                .rows_affected()
+                .await
+                .map(|_| ())
         });
-        Ok(inserted == 1)
+        match inserted {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Replaces a session's record (after the account was read again); never its token, which
     /// changes only through the compare-and-swap refresh, and never a session that has ended.
     pub async fn save_record(&self, key: &str, record: &SessionRecord) -> Result<(), StoreError> {
         let record = self.seal(Purpose::SessionRecord, key, record)?;
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE sessions SET record = $1 WHERE id = $2")
+        let sql = "UPDATE sessions SET record = ? WHERE id = ?";
+        on_pool!(self, sql, pool => {
+            sqlx::query(sql)
                 .bind(&record)
                 .bind(key)
                 .execute(pool)
@@ -144,21 +153,61 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE sessions SET expiry_date = $1, reaping_until = NULL
-                   WHERE id = $2 AND expiry_date > $3";
-        on_pool!(self, pool => {
+        let sql = "UPDATE sessions SET expiry_date = ?, reaping_until = NULL
+                   WHERE id = ? AND expiry_date > ?";
+        on_pool!(self, sql, pool => {
             sqlx::query(sql).bind(expires_at).bind(key).bind(now).execute(pool).await.map(|_| ())
         })?;
         Ok(())
     }
 
-    /// Ends a session and returns its token as it was at that instant, in one statement, so a
-    /// refresh that lands meanwhile cannot leave a live token behind (for revocation).
+    /// Ends a session and returns its token as it was at that instant, so a refresh that lands
+    /// meanwhile cannot leave a live token behind (for revocation).
     pub async fn take_session_token(&self, key: &str) -> Result<Option<Token>, StoreError> {
-        let sql = "DELETE FROM sessions WHERE id = $1 RETURNING token";
-        let row: Option<(String,)> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(key).fetch_optional(pool).await)?;
-        Ok(row.and_then(|(sealed,)| self.open_or_report(key, &sealed)))
+        let sealed = self.delete_returning_token(key, "", &[]).await?;
+        Ok(sealed.and_then(|sealed| self.open_or_report(key, &sealed)))
+    }
+
+    /// Deletes the session `key` if `and` (more conditions, on `extra`) holds, returning the
+    /// sealed token it held at that instant.
+    pub(super) async fn delete_returning_token(
+        &self,
+        key: &str,
+        and: &str,
+        extra: &[i64],
+    ) -> Result<Option<String>, StoreError> {
+        // `and` is one of this module's constant conditions, never a value.
+        let sql = format!("DELETE FROM sessions WHERE id = ?{and} RETURNING token");
+        let token = match &self.db {
+            Db::Sqlite(pool) => {
+                let query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(key);
+                let query = extra.iter().fold(query, |q, v| q.bind(*v));
+                query.fetch_optional(pool).await?
+            }
+            Db::Postgres(pool) => {
+                let query = sqlx::query_scalar(AssertSqlSafe(numbered(&sql))).bind(key);
+                let query = extra.iter().fold(query, |q, v| q.bind(*v));
+                query.fetch_optional(pool).await?
+            }
+            // MySQL has no `DELETE ... RETURNING`: the row is locked, read and deleted in one
+            // transaction, so a refresh that lands meanwhile waits, then finds no row.
+            Db::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                let select = format!("SELECT token FROM sessions WHERE id = ?{and} FOR UPDATE");
+                let query = sqlx::query_scalar(AssertSqlSafe(select)).bind(key);
+                let query = extra.iter().fold(query, |q, v| q.bind(*v));
+                let token: Option<String> = query.fetch_optional(&mut *tx).await?;
+                if token.is_some() {
+                    sqlx::query("DELETE FROM sessions WHERE id = ?")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                token
+            }
+        };
+        Ok(token)
     }
 
     /// A token that does not open (its key left `SECRET_KEYS`) cannot be revoked: say so, once
