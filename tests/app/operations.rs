@@ -257,8 +257,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     // A sign-in whose code exchange is slow is in flight when the shutdown starts.
     app.standin
         .set_fault("token", Some(Fault::Delay(Duration::from_millis(700))));
-    let authorize = app.start_sign_in().await;
-    let callback = app.approve_at_lms(authorize).await;
+    let callback = app.approved_callback().await;
     let mut on_server = callback.clone();
     on_server.set_port(Some(addr.port())).unwrap();
     // Signed in on the test app, but the callback goes to the server being stopped: both share
