@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{Options, TestApp, spawn_app_with};
+use crate::helpers::{Options, TestApp, revoked_refresh_tokens, spawn_app_with};
 use fantoccini::{Client, ClientBuilder, Locator};
 use openedx_standin::Settings;
 use serde_json::{Value, json};
@@ -226,17 +226,23 @@ async fn sign_in_at_lms(client: &Client, app: &TestApp, allow: bool) {
         .unwrap();
 }
 
-#[tokio::test]
-#[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
-async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
+/// Chromium opens the app and answers at the stand-in, allowing or declining the consent; the
+/// tools a check needs are there first.
+async fn open_the_app_and_answer_at_the_lms(allow: bool) -> (TestApp, Driver, Client) {
     chromedriver_path();
     axe_source();
     let app = spawn_app_with(Options::default()).await;
     let driver = start_driver().await;
     let client = browser(&driver).await;
-
     client.goto(app.url.as_str()).await.unwrap();
-    sign_in_at_lms(&client, &app, true).await;
+    sign_in_at_lms(&client, &app, allow).await;
+    (app, driver, client)
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
+async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
+    let (app, _driver, client) = open_the_app_and_answer_at_the_lms(true).await;
     assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
     assert_eq!(text_of(&client, ".username").await, "@learner");
     assert_eq!(client.current_url().await.unwrap().path(), "/profile/");
@@ -287,13 +293,7 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
 #[tokio::test]
 #[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
 async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
-    chromedriver_path();
-    axe_source();
-    let app = spawn_app_with(Options::default()).await;
-    let driver = start_driver().await;
-    let client = browser(&driver).await;
-    client.goto(app.url.as_str()).await.unwrap();
-    sign_in_at_lms(&client, &app, false).await;
+    let (_app, _driver, client) = open_the_app_and_answer_at_the_lms(false).await;
     assert_eq!(
         text_of(&client, "h1").await,
         "You declined to share your profile"
@@ -357,16 +357,6 @@ fn frontchannel_calls(app: &TestApp) -> usize {
         .filter(|l| l.starts_with("profiles_http_requests_total{route=\"/frontchannel-logout/\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as usize
-}
-
-fn revoked_refresh_tokens(app: &TestApp) -> usize {
-    app.standin
-        .token_requests()
-        .iter()
-        .filter(|r| {
-            r.field("token").is_some() && r.field("token_type_hint") == Some("refresh_token")
-        })
-        .count()
 }
 
 #[tokio::test]

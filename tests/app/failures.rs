@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    helpers::{Options, TestApp, location, spawn_app, spawn_app_with},
+    helpers::{
+        Options, TestApp, location, query_param, spawn_app, spawn_app_approved_at_lms,
+        spawn_app_with,
+    },
     proxy::Mode,
 };
 use openedx_standin::{Fault, LmsUser, Settings};
@@ -124,8 +127,7 @@ async fn a_code_used_after_its_60_seconds_says_start_again() {
         ..Options::default()
     })
     .await;
-    let authorize = app.start_sign_in().await;
-    let callback = app.approve_at_lms(authorize).await;
+    let callback = app.approved_callback().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let response = app.client.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -135,13 +137,7 @@ async fn a_code_used_after_its_60_seconds_says_start_again() {
 
 /// A callback carrying the `state` of a sign-in this browser really started.
 async fn callback_with(app: &TestApp, params: &[(&str, &str)]) -> reqwest::Response {
-    let authorize = app.start_sign_in().await;
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = query_param(&app.start_sign_in().await, "state");
     let mut url = app.url.join("/authorize/").unwrap();
     url.query_pairs_mut()
         .extend_pairs(params)
@@ -246,25 +242,15 @@ async fn every_error_page_shows_the_request_id_of_its_response() {
 async fn a_code_from_another_browser_fails_pkce_and_signs_nobody_in() {
     let app = spawn_app().await;
     // The victim's browser gets a code...
-    let victim_callback = app.approve_at_lms(app.start_sign_in().await).await;
-    let stolen_code = victim_callback
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let victim_callback = app.approved_callback().await;
+    let stolen_code = query_param(&victim_callback, "code");
     // ...and the attacker injects it into their own sign-in, with their own valid state.
     let attacker = spawn_attacker(&app).await;
     let authorize = {
         let response = attacker.get(app.url.clone()).send().await.unwrap();
         location(&response)
     };
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = query_param(&authorize, "state");
     let mut injected = app.url.join("/authorize/").unwrap();
     injected
         .query_pairs_mut()
@@ -288,8 +274,7 @@ async fn spawn_attacker(_app: &TestApp) -> reqwest::Client {
 
 #[tokio::test]
 async fn a_replayed_callback_url_signs_nobody_in() {
-    let app = spawn_app().await;
-    let callback = app.approve_at_lms(app.start_sign_in().await).await;
+    let (app, callback) = spawn_app_approved_at_lms().await;
     assert_eq!(
         app.client
             .get(callback.clone())
@@ -360,11 +345,7 @@ async fn next_refuses_every_form_of_another_origin() {
         "javascript:alert(1)",
     ] {
         let app = spawn_app().await;
-        let mut start = app.url.clone();
-        start.query_pairs_mut().append_pair("next", next);
-        let response = app.client.get(start).send().await.unwrap();
-        let callback = app.approve_at_lms(location(&response)).await;
-        let done = app.client.get(callback).send().await.unwrap();
+        let done = app.sign_in_with_next(next).await;
         let landed: Url = location(&done);
         assert_eq!(landed.path(), "/profile/", "{next}");
         assert_eq!(landed.origin(), app.url.origin(), "{next}");
@@ -381,11 +362,7 @@ async fn dot_segments_and_bidi_controls_in_next_are_refused() {
         "/profile/\u{2066}x",
     ] {
         let app = spawn_app().await;
-        let mut start = app.url.clone();
-        start.query_pairs_mut().append_pair("next", next);
-        let response = app.client.get(start).send().await.unwrap();
-        let callback = app.approve_at_lms(location(&response)).await;
-        let done = app.client.get(callback).send().await.unwrap();
+        let done = app.sign_in_with_next(next).await;
         assert_eq!(done.headers()[header::LOCATION], "/profile/", "{next:?}");
     }
 }

@@ -3,7 +3,6 @@
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
-
 use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use profiles::{AppState, app, config::Config};
 use reqwest::{StatusCode, cookie::CookieStore, header};
@@ -58,6 +57,26 @@ pub struct Options {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
+}
+
+/// An app whose learner has just approved a sign-in at the LMS, and the callback URL the LMS
+/// sent the browser back to, not yet visited.
+pub async fn spawn_app_approved_at_lms() -> (TestApp, Url) {
+    let app = spawn_app().await;
+    let callback = app.approved_callback().await;
+    (app, callback)
+}
+
+/// An app whose configuration `tweak` changes (e.g. a session lifetime of seconds), with the
+/// learner signed in.
+pub async fn spawn_signed_in_with(tweak: fn(&mut Config)) -> TestApp {
+    let app = spawn_app_with(Options {
+        tweak: Some(tweak),
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    app
 }
 
 pub async fn spawn_app_with(mut options: Options) -> TestApp {
@@ -173,6 +192,47 @@ pub fn location(response: &reqwest::Response) -> Url {
     response.url().join(value.to_str().unwrap()).unwrap()
 }
 
+/// The value of the query parameter `name` in `url` (e.g. the `state` of an authorize URL).
+pub fn query_param(url: &Url, name: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// A client with no cookies at all, as a stranger or another browser, that does not follow
+/// redirects.
+pub fn anonymous() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A refusal before the LMS is asked: the response has `status`, its page says `says`, and the
+/// app exchanged no code at the LMS (its token endpoint was never called).
+pub async fn assert_refused_before_the_lms(
+    app: &TestApp,
+    response: reqwest::Response,
+    status: StatusCode,
+    says: &str,
+) {
+    assert_eq!(response.status(), status);
+    assert!(response.text().await.unwrap().contains(says));
+    assert_eq!(app.standin.calls("token"), 0);
+}
+
+/// How many refresh tokens the app revoked at the LMS, as the stand-in's journal shows them.
+pub fn revoked_refresh_tokens(app: &TestApp) -> usize {
+    app.standin
+        .token_requests()
+        .iter()
+        .filter(|r| {
+            r.field("token").is_some() && r.field("token_type_hint") == Some("refresh_token")
+        })
+        .count()
+}
+
 impl TestApp {
     /// `GET /` and the LMS authorize URL it redirects to.
     pub async fn start_sign_in(&self) -> Url {
@@ -190,11 +250,7 @@ impl TestApp {
     pub async fn answer_at_lms(&self, authorize: Url, allow: bool) -> Url {
         let mut response = self.client.get(authorize.clone()).send().await.unwrap();
         if response.status() == StatusCode::FOUND && location(&response).path() == "/login" {
-            let next = location(&response)
-                .query_pairs()
-                .find(|(k, _)| k == "next")
-                .map(|(_, v)| v.into_owned())
-                .unwrap();
+            let next = query_param(&location(&response), "next");
             let login = self.standin.url().join("/login").unwrap();
             let form = [
                 ("username", "learner"),
@@ -231,10 +287,25 @@ impl TestApp {
         location(&response)
     }
 
+    /// A sign-in started and approved at the LMS: the callback URL, not yet visited.
+    pub async fn approved_callback(&self) -> Url {
+        let authorize = self.start_sign_in().await;
+        self.approve_at_lms(authorize).await
+    }
+
     /// The whole sign-in; returns the callback's response (a 303 to `/profile/` on success).
     pub async fn sign_in(&self) -> reqwest::Response {
-        let authorize = self.start_sign_in().await;
-        let callback = self.approve_at_lms(authorize).await;
+        let callback = self.approved_callback().await;
+        self.client.get(callback).send().await.unwrap()
+    }
+
+    /// The whole sign-in started at `/` with `next` as its `next` parameter; returns the
+    /// callback's response.
+    pub async fn sign_in_with_next(&self, next: &str) -> reqwest::Response {
+        let mut start = self.url.clone();
+        start.query_pairs_mut().append_pair("next", next);
+        let response = self.client.get(start).send().await.unwrap();
+        let callback = self.approve_at_lms(location(&response)).await;
         self.client.get(callback).send().await.unwrap()
     }
 
@@ -320,8 +391,14 @@ impl TestApp {
             .fetch_one(&mut self.database().await)
             .await
             .unwrap();
-        let token = self.state.store.token(&key, 0).await.unwrap().unwrap().token;
+        let token = self
+            .state
+            .store
+            .token(&key, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .token;
         (key, token)
     }
 }
-

@@ -4,22 +4,14 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Options, TestApp, revoked_refresh_tokens, spawn_app, spawn_app_with, spawn_signed_in_with,
+};
 use openedx_standin::Settings;
 use reqwest::{StatusCode, header};
 
 /// What the LMS's logout page loads for this app: `IDA_LOGOUT_URI_LIST`'s URL plus `no_redirect=1`.
 const FROM_THE_LMS: &str = "/frontchannel-logout/?no_redirect=1";
-
-fn revoked_refresh_tokens(app: &TestApp) -> usize {
-    app.standin
-        .token_requests()
-        .iter()
-        .filter(|r| {
-            r.field("token").is_some() && r.field("token_type_hint") == Some("refresh_token")
-        })
-        .count()
-}
 
 fn lms_origin(app: &TestApp) -> String {
     app.standin.url().origin().ascii_serialization()
@@ -101,12 +93,7 @@ async fn a_second_front_channel_call_finds_nothing_more_to_end() {
 
 #[tokio::test]
 async fn a_session_past_its_lifetime_is_ended_and_revoked_by_the_front_channel_call() {
-    let app = spawn_app_with(Options {
-        tweak: Some(|config| config.session_max = Duration::from_secs(1)),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(|config| config.session_max = Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let response = app.get(FROM_THE_LMS).await;
     assert_eq!(

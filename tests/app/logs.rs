@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{CLIENT_SECRET, Options, spawn_app, spawn_app_with};
+use crate::helpers::{CLIENT_SECRET, Options, query_param, spawn_app, spawn_app_with};
 use openedx_standin::Fault;
 use reqwest::StatusCode;
 
@@ -41,12 +41,7 @@ async fn no_secret_reaches_the_log_of_a_whole_session() {
     app.get("/").await;
     session_ids.extend(app.session_cookie());
     let authorize = app.start_sign_in().await;
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = query_param(&authorize, "state");
     let callback = app.approve_at_lms(authorize).await;
     let signed_in = app.client.get(callback).send().await.unwrap();
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);

@@ -55,13 +55,16 @@ async fn serve_with_internal_address(app: &TestApp, extra: &[(&str, &str)]) -> (
         state,
         std::future::pending(),
     ));
-    for _ in 0..50 {
-        if reqwest::get(format!("http://{internal}/metrics"))
-            .await
-            .is_ok()
-        {
-            break;
-        }
+    // serve_until binds the internal address itself: wait until it answers, for a while at most.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("http://{internal}/metrics"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the internal address {internal} never answered"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (public, format!("http://{internal}"))
@@ -223,29 +226,11 @@ async fn metrics_count_requests_sign_ins_refreshes_and_lms_latency() {
 
 #[tokio::test]
 async fn with_metrics_bind_metrics_leave_the_public_address() {
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let app = spawn_app().await;
-    let mut vars = app.vars.clone();
-    vars.insert("METRICS_BIND".into(), metrics_port.to_string());
-    let state = AppState::new(Config::from_vars(&vars).unwrap())
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(profiles::serve_until(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (public, internal) = serve_with_internal_address(&app, &[]).await;
     let on_public = reqwest::get(format!("{public}/metrics")).await.unwrap();
     assert_eq!(on_public.status(), StatusCode::NOT_FOUND);
-    let on_own = reqwest::get(format!("http://{metrics_port}/metrics"))
-        .await
-        .unwrap();
+    let on_own = reqwest::get(format!("{internal}/metrics")).await.unwrap();
     assert_eq!(on_own.status(), StatusCode::OK);
     assert!(
         on_own
@@ -272,8 +257,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     // A sign-in whose code exchange is slow is in flight when the shutdown starts.
     app.standin
         .set_fault("token", Some(Fault::Delay(Duration::from_millis(700))));
-    let authorize = app.start_sign_in().await;
-    let callback = app.approve_at_lms(authorize).await;
+    let callback = app.approved_callback().await;
     let mut on_server = callback.clone();
     on_server.set_port(Some(addr.port())).unwrap();
     // Signed in on the test app, but the callback goes to the server being stopped: both share

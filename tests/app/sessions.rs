@@ -4,32 +4,30 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Options, TestApp, location, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Options, TestApp, anonymous, assert_refused_before_the_lms, location, query_param, spawn_app,
+    spawn_app_approved_at_lms, spawn_app_with, spawn_signed_in_with,
+};
 use reqwest::{Method, StatusCode, header};
+use tokio::task::JoinSet;
 
-fn anonymous() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Sends `count` cookie-less visits to `/`, half GET with a long `next`, half HEAD; each must
-/// answer a 303 to the LMS.
+/// Sends `count` cookie-less visits to `/` at once, half GET with a long `next`, half HEAD; each
+/// must answer a 303 to the LMS.
 async fn strangers_visit(app: &TestApp, count: usize) {
     let client = anonymous();
     let next = format!("/{}", "n".repeat(900));
     let url = app.url.join(&format!("/?next={next}")).unwrap();
-    let visits = (0..count).map(|i| {
+    let mut visits = JoinSet::new();
+    for i in 0..count {
         let method = if i % 2 == 0 {
             Method::GET
         } else {
             Method::HEAD
         };
-        client.request(method, url.clone()).send()
-    });
-    for response in futures_join(visits).await {
-        let response = response.unwrap();
+        visits.spawn(client.request(method, url.clone()).send());
+    }
+    while let Some(response) = visits.join_next().await {
+        let response = response.unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert!(
             location(&response)
@@ -37,23 +35,6 @@ async fn strangers_visit(app: &TestApp, count: usize) {
                 .starts_with(app.standin.url().as_str())
         );
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let mut set = Vec::new();
-    for future in futures {
-        set.push(future);
-        if set.len() == 50 {
-            for f in set.drain(..) {
-                out.push(f.await);
-            }
-        }
-    }
-    for f in set {
-        out.push(f.await);
-    }
-    out
 }
 
 #[tokio::test]
@@ -100,9 +81,7 @@ async fn two_tabs_signing_in_at_the_same_moment_both_complete() {
 
 #[tokio::test]
 async fn a_replayed_callback_is_refused_in_the_same_browser_without_calling_the_lms() {
-    let app = spawn_app().await;
-    let authorize = app.start_sign_in().await;
-    let callback = app.approve_at_lms(authorize).await;
+    let (app, callback) = spawn_app_approved_at_lms().await;
     let first = app.client.get(callback.clone()).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
     let exchanges = app.standin.calls("token");
@@ -122,19 +101,31 @@ async fn a_replayed_callback_is_refused_in_the_same_browser_without_calling_the_
     );
 }
 
+/// The `name=value` of a `Set-Cookie` header's value.
+fn name_and_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
 /// The pending-sign-in cookie `GET /` set, as `name=value`.
 fn pending_cookie(response: &reqwest::Response) -> String {
-    response
+    let set_cookie = response
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap())
         .find(|v| v.starts_with("profiles_signin_"))
-        .expect("a pending sign-in cookie")
-        .split(';')
-        .next()
+        .expect("a pending sign-in cookie");
+    name_and_value(set_cookie)
+}
+
+/// `GET /authorize/?{query}` from a browser that holds only `cookie` (`name=value`).
+async fn callback_holding_only(app: &TestApp, query: &str, cookie: String) -> reqwest::Response {
+    anonymous()
+        .get(app.url.join(&format!("/authorize/?{query}")).unwrap())
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
         .unwrap()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -142,44 +133,27 @@ async fn a_tampered_pending_sign_in_cookie_is_refused_without_calling_the_lms() 
     let app = spawn_app().await;
     let start = anonymous().get(app.url.clone()).send().await.unwrap();
     let cookie = pending_cookie(&start);
-    let state = location(&start)
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = query_param(&location(&start), "state");
     let (name, value) = cookie.split_once('=').unwrap();
     let mut bytes = value.as_bytes().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
     let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
-    let callback = app
-        .url
-        .join(&format!("/authorize/?code=anything&state={state}"))
-        .unwrap();
-    let response = anonymous()
-        .get(callback)
-        .header(header::COOKIE, tampered)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .headers()
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .any(|v| v.to_str().unwrap().starts_with(name)),
-        "the bad cookie is removed"
-    );
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Sign-in was interrupted")
-    );
-    assert_eq!(app.standin.calls("token"), 0);
+    let response =
+        callback_holding_only(&app, &format!("code=anything&state={state}"), tampered).await;
+    let removed = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with(name));
+    assert_refused_before_the_lms(
+        &app,
+        response,
+        StatusCode::BAD_REQUEST,
+        "Sign-in was interrupted",
+    )
+    .await;
+    assert!(removed, "the bad cookie is removed");
 }
 
 #[tokio::test]
@@ -195,39 +169,20 @@ async fn an_expired_pending_sign_in_cookie_is_refused_without_calling_the_lms() 
         .state
         .pending
         .begin(&reqwest::header::HeaderMap::new(), &pending);
-    let cookie = set[0]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let response = anonymous()
-        .get(
-            app.url
-                .join("/authorize/?code=c&state=an-old-state")
-                .unwrap(),
-        )
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Sign-in took too long")
-    );
-    assert_eq!(app.standin.calls("token"), 0);
+    let cookie = name_and_value(set[0].to_str().unwrap());
+    let response = callback_holding_only(&app, "code=c&state=an-old-state", cookie).await;
+    assert_refused_before_the_lms(
+        &app,
+        response,
+        StatusCode::BAD_REQUEST,
+        "Sign-in took too long",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn head_of_a_callback_url_does_not_spend_the_code() {
-    let app = spawn_app().await;
-    let authorize = app.start_sign_in().await;
-    let callback = app.approve_at_lms(authorize).await;
+    let (app, callback) = spawn_app_approved_at_lms().await;
     let head = app.client.head(callback.clone()).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(app.standin.calls("token"), 0, "the code was not exchanged");
@@ -322,14 +277,13 @@ fn short_idle(config: &mut profiles::config::Config) {
     config.session_idle = Duration::from_secs(3);
 }
 
+fn one_second_idle(config: &mut profiles::config::Config) {
+    config.session_idle = Duration::from_secs(1);
+}
+
 #[tokio::test]
 async fn an_active_reader_stays_signed_in_past_the_idle_time_without_a_write_per_request() {
-    let app = spawn_app_with(Options {
-        tweak: Some(short_idle),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(short_idle).await;
     let (mut requests, mut writes) = (0, 0);
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(7) {
@@ -353,12 +307,7 @@ async fn an_active_reader_stays_signed_in_past_the_idle_time_without_a_write_per
 
 #[tokio::test]
 async fn an_idle_session_ends_on_time() {
-    let app = spawn_app_with(Options {
-        tweak: Some(short_idle),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(short_idle).await;
     assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
     let cookie = format!("profiles_session={}", app.session_cookie().unwrap());
     tokio::time::sleep(Duration::from_millis(3_600)).await;
@@ -382,12 +331,7 @@ async fn an_idle_session_ends_on_time() {
 
 #[tokio::test]
 async fn an_expired_session_has_its_refresh_token_revoked_before_its_row_goes() {
-    let app = spawn_app_with(Options {
-        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(one_second_idle).await;
     assert_eq!(app.standin.live_refresh_tokens(), 1);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let reaped = profiles::tokens::reap_expired(&app.state).await.unwrap();
@@ -407,12 +351,7 @@ async fn an_expired_session_has_its_refresh_token_revoked_before_its_row_goes() 
 
 #[tokio::test]
 async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
-    let app = spawn_app_with(Options {
-        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(one_second_idle).await;
     app.standin.set_fault(
         "revoke",
         Some(openedx_standin::Fault::Respond {
@@ -430,12 +369,7 @@ async fn an_expired_session_goes_even_when_the_lms_cannot_revoke_its_token() {
 /// A signed-in session left to expire (one-second idle time) and claimed by a reaper until
 /// `now + 60`: the app, the session's key and `now`.
 async fn an_expired_session_claimed_by_a_reaper() -> (TestApp, String, i64) {
-    let app = spawn_app_with(Options {
-        tweak: Some(|config| config.session_idle = Duration::from_secs(1)),
-        ..Options::default()
-    })
-    .await;
-    app.sign_in().await;
+    let app = spawn_signed_in_with(one_second_idle).await;
     let (key, _) = app.stored_session().await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let now = openedx_client::unix_now();
@@ -447,6 +381,16 @@ async fn an_expired_session_claimed_by_a_reaper() -> (TestApp, String, i64) {
         .unwrap();
     assert_eq!(claimed, std::slice::from_ref(&key));
     (app, key, now)
+}
+
+/// The reaper of [`an_expired_session_claimed_by_a_reaper`] deletes the session `key` at `now`:
+/// the token it gets to revoke, if any.
+async fn the_reaper_deletes(app: &TestApp, key: &str, now: i64) -> Option<openedx_client::Token> {
+    app.state
+        .store
+        .delete_reaped_session(key, now + 60, now)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -461,12 +405,7 @@ async fn a_refresh_cannot_sneak_a_new_token_past_the_reaper() {
             .unwrap(),
         "an expired session's token is not refreshed"
     );
-    let taken = app
-        .state
-        .store
-        .delete_reaped_session(&key, now + 60, now)
-        .await
-        .unwrap();
+    let taken = the_reaper_deletes(&app, &key, now).await;
     assert!(taken.is_some(), "the reaper gets the token to revoke");
 }
 
@@ -479,12 +418,7 @@ async fn a_session_used_again_is_not_deleted_by_a_reaper_that_claimed_it() {
         .extend_session(&key, now + 3600, now - 10)
         .await
         .unwrap();
-    let taken = app
-        .state
-        .store
-        .delete_reaped_session(&key, now + 60, now)
-        .await
-        .unwrap();
+    let taken = the_reaper_deletes(&app, &key, now).await;
     assert!(taken.is_none());
     assert_eq!(app.sessions_stored().await, 1);
 }

@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 
+use crate::helpers::{
+    CLIENT_ID, CLIENT_SECRET, Options, anonymous, assert_refused_before_the_lms, location,
+    spawn_app, spawn_app_approved_at_lms, spawn_app_with,
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use crate::helpers::{CLIENT_ID, CLIENT_SECRET, Options, location, spawn_app, spawn_app_with};
 use reqwest::{StatusCode, header};
 use sha2::{Digest, Sha256};
 
@@ -207,8 +210,7 @@ async fn an_opaque_token_is_sent_with_the_bearer_scheme() {
 
 #[tokio::test]
 async fn a_successful_callback_redirects_to_the_profile_and_its_reload_is_refused() {
-    let app = spawn_app().await;
-    let callback = app.approve_at_lms(app.start_sign_in().await).await;
+    let (app, callback) = spawn_app_approved_at_lms().await;
     let response = app.client.get(callback.clone()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/profile/");
@@ -229,8 +231,7 @@ async fn a_successful_callback_redirects_to_the_profile_and_its_reload_is_refuse
 
 #[tokio::test]
 async fn callback_with_a_wrong_state_is_rejected_and_signs_nobody_in() {
-    let app = spawn_app().await;
-    let mut callback = app.approve_at_lms(app.start_sign_in().await).await;
+    let (app, mut callback) = spawn_app_approved_at_lms().await;
     let code = query(&callback)["code"].clone();
     callback
         .query_pairs_mut()
@@ -239,55 +240,44 @@ async fn callback_with_a_wrong_state_is_rejected_and_signs_nobody_in() {
         .append_pair("state", "forged-state");
 
     let response = app.client.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("does not belong to a sign-in started in this browser")
-    );
-    assert_eq!(app.standin.calls("token"), 0);
+    assert_refused_before_the_lms(
+        &app,
+        response,
+        StatusCode::BAD_REQUEST,
+        "does not belong to a sign-in started in this browser",
+    )
+    .await;
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
 async fn callback_with_a_missing_state_is_rejected_and_signs_nobody_in() {
-    let app = spawn_app().await;
-    let callback = app.approve_at_lms(app.start_sign_in().await).await;
+    let (app, callback) = spawn_app_approved_at_lms().await;
     let code = query(&callback)["code"].clone();
     let response = app.get(&format!("/authorize/?code={code}")).await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("it carries no state")
-    );
-    assert_eq!(app.standin.calls("token"), 0);
+    assert_refused_before_the_lms(
+        &app,
+        response,
+        StatusCode::BAD_REQUEST,
+        "it carries no state",
+    )
+    .await;
     assert_eq!(app.get("/profile/").await.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
 async fn callback_in_a_browser_without_the_session_cookie_is_rejected() {
-    let app = spawn_app().await;
-    let callback = app.approve_at_lms(app.start_sign_in().await).await;
-    let other_browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let (app, callback) = spawn_app_approved_at_lms().await;
+    let other_browser = anonymous();
 
     let response = other_browser.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("came back from the LMS without this site")
-    );
-    assert_eq!(app.standin.calls("token"), 0);
+    assert_refused_before_the_lms(
+        &app,
+        response,
+        StatusCode::BAD_REQUEST,
+        "came back from the LMS without this site",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -504,15 +494,7 @@ async fn a_next_pointing_elsewhere_is_ignored() {
         "/\\evil.example",
     ] {
         let app = spawn_app().await;
-        let start = app
-            .client
-            .get(app.url.join("/").unwrap())
-            .query(&[("next", next)])
-            .send()
-            .await
-            .unwrap();
-        let callback = app.approve_at_lms(location(&start)).await;
-        let response = app.client.get(callback).send().await.unwrap();
+        let response = app.sign_in_with_next(next).await;
         assert_eq!(response.headers()[header::LOCATION], "/profile/", "{next}");
     }
 }
@@ -525,11 +507,10 @@ async fn a_sign_in_is_recorded_in_the_profiles_table() {
     app.sign_in().await;
     let sql = "SELECT user_id, email, name, sign_in_count, first_signed_in_at, last_signed_in_at
                FROM profiles WHERE username = 'learner'";
-    let record: (Option<i64>, Option<String>, Option<String>, i64, i64, i64) =
-        sqlx::query_as(sql)
-            .fetch_one(&mut app.database().await)
-            .await
-            .expect("a row for the learner");
+    let record: (Option<i64>, Option<String>, Option<String>, i64, i64, i64) = sqlx::query_as(sql)
+        .fetch_one(&mut app.database().await)
+        .await
+        .expect("a row for the learner");
     let (user_id, email, name, sign_in_count, first_signed_in_at, last_signed_in_at) = record;
     assert_eq!(user_id, Some(7));
     assert_eq!(email.as_deref(), Some("learner@example.com"));
