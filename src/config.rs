@@ -106,7 +106,13 @@ impl Config {
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
-        let known = ["sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://"];
+        let known = [
+            "sqlite:",
+            "postgres://",
+            "postgresql://",
+            "mysql://",
+            "mariadb://",
+        ];
         if !known.iter().any(|scheme| database_url.starts_with(scheme)) {
             return Err(ConfigError {
                 variable: "DATABASE_URL",

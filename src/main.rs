@@ -216,7 +216,11 @@ mod tests {
         assert_eq!(command(&args(&[])), Ok(Command::Serve));
         assert_eq!(command(&args(&["serve"])), Ok(Command::Serve));
         assert_eq!(command(&args(&["migrate"])), Ok(Command::Migrate));
-        assert!(command(&args(&["demo"])).expect_err("moved").contains("--example demo"));
+        assert!(
+            command(&args(&["demo"]))
+                .expect_err("moved")
+                .contains("--example demo")
+        );
         assert_eq!(command(&args(&["healthcheck"])), Ok(Command::Healthcheck));
         assert_eq!(command(&args(&["--help"])), Ok(Command::Help));
         assert!(command(&args(&["serve", "now"])).is_err());

@@ -25,7 +25,7 @@ use std::{str::FromStr, time::Duration};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{
     MySqlPool, PgPool, SqlitePool,
-    migrate::Migrator,
+    migrate::{MigrateError, Migrator},
     mysql::MySqlPoolOptions,
     postgres::PgPoolOptions,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -134,8 +134,10 @@ impl Store {
             (Db::Sqlite(connect_sqlite(options).await?), keys)
         };
         let store = Self { db, keys };
-        let migrated = on_pool!(store, pool => store.migrator().run(pool).await);
-        migrated.map_err(|e| format!("DATABASE_URL: migrations failed: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("DATABASE_URL: migrations failed: {e}"))?;
         Ok(store)
     }
 
@@ -143,6 +145,24 @@ impl Store {
     /// pending sign-in cookie uses the same ring, under its own derived key.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Through sqlx's `run_direct` on a connection: its `run(pool)` has `Acquire` bounds that
+    /// keep a spawned start-up future from proving itself `Send` (sqlx's own comment says so).
+    async fn migrate(&self) -> Result<(), MigrateError> {
+        match &self.db {
+            Db::MySql(pool) => migrate_mysql(pool).await,
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                SQLITE_MIGRATIONS.run_direct(None, &mut *conn, false).await
+            }
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                POSTGRES_MIGRATIONS
+                    .run_direct(None, &mut *conn, false)
+                    .await
+            }
+        }
     }
 
     fn migrator(&self) -> &'static Migrator {
@@ -179,7 +199,12 @@ impl Store {
 
     /// `value` as JSON, sealed for `purpose` and bound to the row `key` (associated data), so a
     /// value copied into another row, or altered, does not open.
-    fn seal(&self, purpose: Purpose, key: &str, value: &impl Serialize) -> Result<String, StoreError> {
+    fn seal(
+        &self,
+        purpose: Purpose,
+        key: &str,
+        value: &impl Serialize,
+    ) -> Result<String, StoreError> {
         let json = serde_json::to_vec(value)?;
         Ok(self.keys.seal(purpose, &json, key.as_bytes()))
     }
@@ -241,6 +266,27 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
         .await
         // sqlx's message names host and database, never the password.
         .map_err(|e| format!("DATABASE_URL: cannot connect to PostgreSQL: {e}"))
+}
+
+/// sqlx serializes MySQL migrations with `GET_LOCK(name, -1)`, a timeout MariaDB refuses (it
+/// answers NULL and takes no lock), so replicas starting together would race to apply the same
+/// migration. A lock of our own, with a timeout both accept, held on the connection that
+/// migrates, makes them take turns.
+async fn migrate_mysql(pool: &MySqlPool) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('profiles_migrations', 120)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if locked != Some(1) {
+        return Err(MigrateError::Execute(sqlx::Error::Protocol(
+            "another replica held the migration lock for 120 s; is one stuck?".into(),
+        )));
+    }
+    let migrated = MYSQL_MIGRATIONS.run_direct(None, &mut *conn, false).await;
+    sqlx::query("SELECT RELEASE_LOCK('profiles_migrations')")
+        .execute(&mut *conn)
+        .await?;
+    migrated
 }
 
 /// TLS is rustls in sqlx's default `ssl-mode=preferred`: used whenever the server offers it (MySQL

@@ -79,7 +79,10 @@ impl Range {
 
 /// A yes/no setting: `true`/`false` (or `1`/`0`, `yes`/`no`), `false` when unset.
 pub fn flag(vars: &HashMap<String, String>, variable: &'static str) -> Result<bool, ConfigError> {
-    match lookup(vars, variable).map(str::to_ascii_lowercase).as_deref() {
+    match lookup(vars, variable)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("false" | "0" | "no") => Ok(false),
         Some("true" | "1" | "yes") => Ok(true),
         Some(other) => Err(invalid(variable, other, "use true or false")),

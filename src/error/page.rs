@@ -142,7 +142,9 @@ fn page_for_status(
 fn log(error: &AppError, entry: &Entry) {
     let (status, hint) = (entry.status.as_u16(), entry.hint);
     match entry.level {
-        Level::ERROR if hint.is_empty() => tracing::error!(status, error = %error, "request failed"),
+        Level::ERROR if hint.is_empty() => {
+            tracing::error!(status, error = %error, "request failed")
+        }
         Level::ERROR => tracing::error!(status, error = %error, "{hint}"),
         Level::WARN => tracing::warn!(status, error = %error, "request failed"),
         _ => tracing::info!(status, error = %error, "request refused"),

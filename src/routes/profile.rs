@@ -46,7 +46,11 @@ struct ProfilePage {
 
 pub async fn show(State(state): State<AppState>, signed_in: SignedIn) -> Response {
     let row = &signed_in.current.row;
-    render(&ProfilePage::new(&row.record, &row.token.token, &state.config))
+    render(&ProfilePage::new(
+        &row.record,
+        &row.token.token,
+        &state.config,
+    ))
 }
 
 /// `POST /profile/reload`: the account, read again from the LMS. The token is refreshed first when

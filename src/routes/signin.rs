@@ -123,8 +123,7 @@ async fn complete(
     if uri.query().map_or(0, str::len) > MAX_CALLBACK_QUERY {
         return Err(AppError::BadCallback("its query string is far too long"));
     }
-    let Query(query) =
-        query.map_err(|_| AppError::BadCallback("its query string is malformed"))?;
+    let Query(query) = query.map_err(|_| AppError::BadCallback("its query string is malformed"))?;
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let returned_state =
         non_empty(query.state).ok_or(AppError::BadCallback("it carries no state"))?;

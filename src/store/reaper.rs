@@ -55,7 +55,8 @@ impl Store {
                 if !keys.is_empty() {
                     // Placeholders only: the keys are bound.
                     let marks = vec!["?"; keys.len()].join(", ");
-                    let update = format!("UPDATE sessions SET reaping_until = ? WHERE id IN ({marks})");
+                    let update =
+                        format!("UPDATE sessions SET reaping_until = ? WHERE id IN ({marks})");
                     let query = sqlx::query(AssertSqlSafe(update)).bind(until);
                     let query = keys.iter().fold(query, |q, k| q.bind(k));
                     query.execute(&mut *tx).await?;

@@ -255,10 +255,24 @@ pub(crate) mod tests {
     async fn creating_a_session_whose_key_is_taken_creates_nothing() {
         let store = temp_store().await;
         let (r, t) = (record(), token("a", "r"));
-        assert!(store.create_session("k", &r, &t, far(), 1).await.expect("first"));
+        assert!(
+            store
+                .create_session("k", &r, &t, far(), 1)
+                .await
+                .expect("first")
+        );
         let other = token("b", "r2");
-        assert!(!store.create_session("k", &r, &other, far(), 1).await.expect("second"));
-        let row = store.load_session("k", 0).await.expect("loads").expect("row");
+        assert!(
+            !store
+                .create_session("k", &r, &other, far(), 1)
+                .await
+                .expect("second")
+        );
+        let row = store
+            .load_session("k", 0)
+            .await
+            .expect("loads")
+            .expect("row");
         assert_eq!(row.token.token.access_token.expose(), "a");
     }
 
@@ -268,7 +282,12 @@ pub(crate) mod tests {
         let r = record();
         for (key, access) in [("a", "access-a"), ("b", "access-b")] {
             let t = token(access, "refresh");
-            assert!(store.create_session(key, &r, &t, far(), 1).await.expect(key));
+            assert!(
+                store
+                    .create_session(key, &r, &t, far(), 1)
+                    .await
+                    .expect(key)
+            );
         }
         on_pool!(store, pool => {
             sqlx::query("UPDATE sessions SET token = (SELECT token FROM sessions WHERE id = 'a') WHERE id = 'b'")
@@ -277,7 +296,10 @@ pub(crate) mod tests {
                 .expect("swap")
                 .rows_affected()
         });
-        assert!(matches!(store.load_session("b", 0).await, Err(StoreError::Sealed)));
+        assert!(matches!(
+            store.load_session("b", 0).await,
+            Err(StoreError::Sealed)
+        ));
         let a = store.load_session("a", 0).await.expect("a").expect("row");
         assert_eq!(a.token.token.access_token.expose(), "access-a");
     }
@@ -286,7 +308,12 @@ pub(crate) mod tests {
     async fn the_record_is_sealed_and_a_changed_one_does_not_open() {
         let store = temp_store().await;
         let (r, t) = (record(), token("a", "r"));
-        assert!(store.create_session("k", &r, &t, far(), 1).await.expect("row"));
+        assert!(
+            store
+                .create_session("k", &r, &t, far(), 1)
+                .await
+                .expect("row")
+        );
         let stored: String = on_pool!(store, pool => {
             sqlx::query_scalar("SELECT record FROM sessions").fetch_one(pool).await.expect("record")
         });
@@ -298,7 +325,10 @@ pub(crate) mod tests {
                 .expect("change")
                 .rows_affected()
         });
-        assert!(matches!(store.load_session("k", 0).await, Err(StoreError::Sealed)));
+        assert!(matches!(
+            store.load_session("k", 0).await,
+            Err(StoreError::Sealed)
+        ));
     }
 
     #[tokio::test]
@@ -306,10 +336,19 @@ pub(crate) mod tests {
         let url = format!("sqlite://{}", temp_db().display());
         let first = Store::connect(&url, None).await.expect("first start");
         let (r, t) = (record(), token("a", "r"));
-        assert!(first.create_session("k", &r, &t, far(), 1).await.expect("row"));
+        assert!(
+            first
+                .create_session("k", &r, &t, far(), 1)
+                .await
+                .expect("row")
+        );
         first.close().await;
         let second = Store::connect(&url, None).await.expect("second start");
-        let row = second.load_session("k", 0).await.expect("opens").expect("row");
+        let row = second
+            .load_session("k", 0)
+            .await
+            .expect("opens")
+            .expect("row");
         assert_eq!(row.token.token.access_token.expose(), "a");
     }
 }

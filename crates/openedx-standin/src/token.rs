@@ -523,6 +523,7 @@ pub(super) fn sign(secret: &str, claims: &Value) -> String {
 }
 
 pub(super) fn hmac(secret: &str, input: &str) -> Vec<u8> {
+    #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
         .expect("HMAC takes keys of any length");
     mac.update(input.as_bytes());
