@@ -27,9 +27,10 @@ Every other variable is passed exactly as rendered, and nothing else (but PATH, 
 ENV from the Dockerfile); each process runs in an empty folder (the image's /data holds no
 `.env`). The test prints each rewrite.
 
-Run (after `cargo build --release --features demo`, which builds both binaries; `profiles` must
-have the `migrate` command and the MySQL backend):
+Run, from the repository (`profiles` must have the `migrate` command and the MySQL backend):
 
+    cargo build --locked --release --no-default-features      # profiles, as the image builds it
+    cargo build --locked --release -p openedx-standin --bin openedx-standin
     PROFILES_K8S_PROCESS_TEST_BIN=$PWD/target/release contrib/tutor/tests/run.sh
 
 PROFILES_K8S_PROCESS_TEST_BIN is the folder holding `profiles` and `openedx-standin` (or the
