@@ -39,5 +39,5 @@ python3 -m venv "$work/venv"
 TUTOR_ROOT="$work/root" TUTOR_PLUGINS_ROOT="$work/plugins" PROFILES_REPOSITORY_ROOT="$repository" \
     "$work/venv/bin/python" "$here/tests/test_plugin.py"
 if [ -n "${PROFILES_K8S_PROCESS_TEST_BIN:-}" ]; then
-    TUTOR_ROOT="$work/root-processes" "$work/venv/bin/python" "$here/tests/test_k8s_processes.py"
+    TUTOR_ROOT="$work/root-processes" TUTOR_PLUGINS_ROOT="$work/plugins" "$work/venv/bin/python" "$here/tests/test_k8s_processes.py"
 fi

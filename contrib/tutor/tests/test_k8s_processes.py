@@ -469,12 +469,20 @@ class DeploymentAsProcessesTest(unittest.TestCase):
         self.assertEqual(sorted(self.proxy.served[-2:]), [0, 1], "the profile page from each replica")
         csrf = re.search(r'name="csrf" value="([^"]+)"', pages[-1])
         assert csrf is not None
+        # The session cookie as it was: replayed after the sign-out, it must open nothing on
+        # either replica (the session ended in the database, not only in this browser).
+        replay = Browser()
+        replay.cookies = dict(browser.cookies)
         status, location, _ = browser.request("POST", f"{self.public}/logout", {"csrf": csrf.group(1)})
         self.assertEqual(status, 303)
         self.assertTrue(location.startswith(f"{self.lms}/logout"), location)
         for i, port in enumerate(self.replica_ports):
-            status, location, _ = browser.request("GET", f"http://127.0.0.1:{port}/profile/")
-            self.assertEqual((status, urllib.parse.urlsplit(location).path), (303, "/"), f"replica {i} after sign-out")
+            for who, client in (("the browser", browser), ("the old cookie", replay)):
+                status, location, _ = client.request("GET", f"http://127.0.0.1:{port}/profile/")
+                self.assertEqual(
+                    (status, urllib.parse.urlsplit(location).path), (303, "/"),
+                    f"replica {i}, {who}, after sign-out",
+                )
 
         # 5. SIGTERM: each replica stops within the grace period the Deployment gives it.
         grace = self.deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
