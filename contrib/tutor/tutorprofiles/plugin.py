@@ -81,7 +81,7 @@ hooks.Filters.CONFIG_UNIQUE.add_items(
         ("PROFILES_OAUTH2_SECRET", "{{ 32|random_string }}"),
         ("PROFILES_OAUTH2_SECRET_DEV", "{{ 32|random_string }}"),
         # The app's SECRET_KEYS: base64 keys, newest first, comma-separated (docs/kubernetes.md,
-        # "Rotate the keys").
+        # "Rotating the keys").
         ("PROFILES_SECRET_KEYS", "{{ 32|profiles_random_base64 }}"),
         ("PROFILES_MYSQL_PASSWORD", "{{ 24|random_string }}"),
     ]
