@@ -37,7 +37,9 @@ FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /data profiles \
     && mkdir -m 0700 /data && chown profiles /data
 COPY --from=build /src/target/release/profiles /usr/local/bin/profiles
-USER profiles
+# By number (the user above, and a group of the same number): Kubernetes can check a number,
+# not a name, against runAsNonRoot.
+USER 10001:10001
 WORKDIR /data
 ENV BIND=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///data/profiles.db \
