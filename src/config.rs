@@ -12,8 +12,7 @@ pub use openedx_client::ConfigError;
 use openedx_client::{ClientConfig, Secret};
 use url::Url;
 
-pub use self::env::join;
-use self::env::{Range, flag, invalid, lookup, root_url};
+use self::env::{Range, Vars, invalid};
 use crate::keys::KeyRing;
 
 /// The whole configuration of the app.
@@ -64,7 +63,8 @@ impl Config {
 
     /// Builds the configuration from a map of variables (so tests need not touch the process env).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(vars, name);
+        let env = Vars(vars);
+        let get = |name: &str| env.get(name);
 
         let mut lms = ClientConfig::from_vars(vars)?;
         lms.user_agent = concat!("profiles/", env!("CARGO_PKG_VERSION")).into();
@@ -73,28 +73,11 @@ impl Config {
             variable: "BIND",
             problem: format!("{bind_text:?} is not an address:port; use e.g. BIND=127.0.0.1:8080"),
         })?;
-        let public_url = match get("PUBLIC_URL") {
-            Some(v) => root_url("PUBLIC_URL", v)?,
-            None => root_url("PUBLIC_URL", &format!("http://{bind}"))?,
-        };
-        // Every route, redirect and cookie path assumes the root: under a path they would all
-        // point past the app.
-        if public_url.path() != "/" {
-            return Err(ConfigError {
-                variable: "PUBLIC_URL",
-                problem: format!(
-                    "{:?} has a path ({}), but the app can only be served at the root of a host; \
-                     give it a host of its own (e.g. https://profiles.example.org/) and set \
-                     PUBLIC_URL to that",
-                    public_url.as_str(),
-                    public_url.path()
-                ),
-            });
-        }
-        let session_idle = Duration::from_secs(60 * SESSION_IDLE_MINUTES.read(vars)?);
-        let session_max = Duration::from_secs(60 * SESSION_MAX_MINUTES.read(vars)?);
-        let token_leeway = Duration::from_secs(LMS_TOKEN_LEEWAY_SECS.read(vars)?);
-        let lms_logout = flag(vars, "LMS_LOGOUT")?;
+        let public_url = env.public_url(format!("http://{bind}/"))?;
+        let session_idle = Duration::from_secs(60 * env.number(&SESSION_IDLE_MINUTES)?);
+        let session_max = Duration::from_secs(60 * env.number(&SESSION_MAX_MINUTES)?);
+        let token_leeway = Duration::from_secs(env.number(&LMS_TOKEN_LEEWAY_SECS)?);
+        let lms_logout = env.flag("LMS_LOGOUT")?;
         let metrics_bind = get("METRICS_BIND")
             .map(|v| {
                 v.parse::<SocketAddr>().map_err(|_| {
@@ -102,7 +85,7 @@ impl Config {
                 })
             })
             .transpose()?;
-        let metrics_public = flag(vars, "METRICS_PUBLIC")?;
+        let metrics_public = env.flag("METRICS_PUBLIC")?;
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -147,7 +130,7 @@ impl Config {
 
         // Always from `PUBLIC_URL`, never from a request's `Host`: the LMS compares it letter for
         // letter with the registered one.
-        lms.redirect_uri = Some(join(&public_url, "authorize/"));
+        lms.redirect_uri = Some(at(&public_url, "/authorize/"));
         Ok(Self {
             lms,
             public_url,
@@ -171,13 +154,20 @@ impl Config {
     /// Where the LMS sends the browser after its own logout. It must be part of a registered
     /// redirect URI of the app for the LMS to honour it (`openedx_client::wire`, logout).
     pub fn after_lms_logout_url(&self) -> Url {
-        join(&self.public_url, "signed-out/")
+        at(&self.public_url, "/signed-out/")
     }
 
     /// Whether cookies must be `Secure` (and may carry the `__Host-` prefix).
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// The app's page at `path`.
+fn at(public_url: &Url, path: &str) -> Url {
+    let mut url = public_url.clone();
+    url.set_path(path);
+    url
 }
 
 const SESSION_IDLE_MINUTES: Range = Range {
@@ -280,9 +270,13 @@ mod tests {
             config.lms.redirect_uri.as_ref().expect("set").as_str(),
             "https://apps.example.org/authorize/"
         );
-        assert_eq!(
-            join(&config.lms.url, "oauth2/authorize/").as_str(),
-            "https://example.org/lms/oauth2/authorize/"
+        let lms = openedx_client::LmsClient::new(config.lms.clone()).expect("client");
+        let authorize = lms.authorize().url;
+        assert!(
+            authorize
+                .as_str()
+                .starts_with("https://example.org/lms/oauth2/authorize/?"),
+            "{authorize}"
         );
         assert!(config.secure_cookies());
     }

@@ -1,15 +1,11 @@
-//! Reading one setting from the environment: set or not, a root URL, a number in its range, a
-//! yes/no. Each failure is a [`ConfigError`] naming the variable and the fix.
+//! The environment as the settings read it ([`Vars`]): a variable set or not, a number in its
+//! range, a yes/no, the app's own root URL. Each failure is a [`ConfigError`] naming the variable
+//! and the fix. (The LMS's settings are the client crate's to read: `ClientConfig::from_vars`.)
 
 use std::collections::HashMap;
 
 use openedx_client::ConfigError;
 use url::Url;
-
-/// A variable's value, trimmed; an empty value counts as unset.
-pub fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
 
 /// A value that is set but wrong, with how to make it right.
 pub fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
@@ -17,32 +13,6 @@ pub fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
         variable,
         problem: format!("{value:?} is not valid; {fix}"),
     }
-}
-
-/// An absolute http(s) URL without query or fragment, its path ending in `/` so that
-/// [`join`] keeps it.
-pub fn root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let fix = "use an absolute http:// or https:// URL such as https://profiles.example.org/";
-    let mut url = Url::parse(value).map_err(|_| invalid(variable, value, fix))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(variable, value, fix));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(variable, value, "remove the ?query or #fragment"));
-    }
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Ok(url)
-}
-
-/// `path` under `root`, keeping `root`'s own path (`Url::join` would drop its last segment).
-pub fn join(root: &Url, path: &str) -> Url {
-    let mut url = root.clone();
-    let base = root.path().trim_end_matches('/');
-    url.set_path(&format!("{base}/{path}"));
-    url
 }
 
 /// A numeric setting and the values it may take. The bounds keep every sum and product the app
@@ -55,36 +25,77 @@ pub struct Range {
     pub default: u64,
 }
 
-impl Range {
-    pub fn read(&self, vars: &HashMap<String, String>) -> Result<u64, ConfigError> {
-        let Self {
-            variable,
-            min,
-            max,
-            default,
-        } = *self;
-        let Some(value) = lookup(vars, variable) else {
-            return Ok(default);
-        };
-        value
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                let fix = format!("use a whole number from {min} to {max} (default {default})");
-                invalid(variable, value, &fix)
-            })
-    }
-}
+/// The variables, from the process environment or a test's map.
+#[derive(Clone, Copy)]
+pub struct Vars<'a>(pub &'a HashMap<String, String>);
 
-/// A yes/no setting: `true`/`false` (or `1`/`0`, `yes`/`no`), `false` when unset.
-pub fn flag(vars: &HashMap<String, String>, variable: &'static str) -> Result<bool, ConfigError> {
-    match lookup(vars, variable)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("false" | "0" | "no") => Ok(false),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some(other) => Err(invalid(variable, other, "use true or false")),
+impl<'a> Vars<'a> {
+    /// A variable's value, trimmed; an empty value counts as unset.
+    pub fn get(self, name: &str) -> Option<&'a str> {
+        let value = self.0.get(name)?.trim();
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// A whole number within `range`, or its default when unset.
+    pub fn number(self, range: &Range) -> Result<u64, ConfigError> {
+        let Some(value) = self.get(range.variable) else {
+            return Ok(range.default);
+        };
+        match value.parse::<u64>() {
+            Ok(n) if (range.min..=range.max).contains(&n) => Ok(n),
+            _ => Err(invalid(
+                range.variable,
+                value,
+                &format!(
+                    "use a whole number from {} to {} (default {})",
+                    range.min, range.max, range.default
+                ),
+            )),
+        }
+    }
+
+    /// A yes/no: `true`/`false` (or `1`/`0`, `yes`/`no`), `false` when unset.
+    pub fn flag(self, name: &'static str) -> Result<bool, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(false);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(invalid(name, value, "use true or false")),
+        }
+    }
+
+    /// `PUBLIC_URL` (or `fallback` when unset): the root of a host, over http or https. Every
+    /// route, redirect and cookie path assumes the root: under a path they would all point past
+    /// the app, so a path is refused, with the way out.
+    pub fn public_url(self, fallback: String) -> Result<Url, ConfigError> {
+        const NAME: &str = "PUBLIC_URL";
+        let text = self.get(NAME).map_or(fallback, str::to_owned);
+        let url = Url::parse(&text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                invalid(
+                    NAME,
+                    &text,
+                    "use the app's address, e.g. https://profiles.example.org/",
+                )
+            })?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(NAME, &text, "remove the ?query or #fragment"));
+        }
+        let path = url.path().trim_end_matches('/');
+        if !path.is_empty() {
+            return Err(ConfigError {
+                variable: NAME,
+                problem: format!(
+                    "{text:?} has a path ({path}/), but the app can only be served at the root of \
+                     a host; give it a host of its own (e.g. https://profiles.example.org/) and \
+                     set PUBLIC_URL to that"
+                ),
+            });
+        }
+        Ok(url)
     }
 }

@@ -247,108 +247,70 @@ pub(crate) mod tests {
         SessionRecord::new(account, 1)
     }
 
-    fn far() -> i64 {
-        openedx_client::unix_now() + 3600
+    /// Creates session `key` holding a token of `access`; whether it was created.
+    async fn create(store: &Store, key: &str, access: &str) -> bool {
+        let expires_at = openedx_client::unix_now() + 3600;
+        let (record, token) = (record(), token(access, "refresh"));
+        let created = store.create_session(key, &record, &token, expires_at, 1);
+        created.await.expect("the database answers")
+    }
+
+    async fn access_token_of(store: &Store, key: &str) -> String {
+        let row = store
+            .load_session(key, 0)
+            .await
+            .expect("opens")
+            .expect("row");
+        row.token.token.access_token.expose().to_owned()
     }
 
     #[tokio::test]
     async fn creating_a_session_whose_key_is_taken_creates_nothing() {
         let store = temp_store().await;
-        let (r, t) = (record(), token("a", "r"));
-        assert!(
-            store
-                .create_session("k", &r, &t, far(), 1)
-                .await
-                .expect("first")
-        );
-        let other = token("b", "r2");
-        assert!(
-            !store
-                .create_session("k", &r, &other, far(), 1)
-                .await
-                .expect("second")
-        );
-        let row = store
-            .load_session("k", 0)
-            .await
-            .expect("loads")
-            .expect("row");
-        assert_eq!(row.token.token.access_token.expose(), "a");
+        assert!(create(&store, "k", "a").await);
+        assert!(!create(&store, "k", "b").await);
+        assert_eq!(access_token_of(&store, "k").await, "a");
     }
 
     #[tokio::test]
     async fn a_token_moved_to_another_session_row_does_not_open() {
         let store = temp_store().await;
-        let r = record();
-        for (key, access) in [("a", "access-a"), ("b", "access-b")] {
-            let t = token(access, "refresh");
-            assert!(
-                store
-                    .create_session(key, &r, &t, far(), 1)
-                    .await
-                    .expect(key)
-            );
-        }
-        on_pool!(store, pool => {
-            sqlx::query("UPDATE sessions SET token = (SELECT token FROM sessions WHERE id = 'a') WHERE id = 'b'")
-                .execute(pool)
-                .await
-                .expect("swap")
-                .rows_affected()
-        });
-        assert!(matches!(
-            store.load_session("b", 0).await,
-            Err(StoreError::Sealed)
-        ));
-        let a = store.load_session("a", 0).await.expect("a").expect("row");
-        assert_eq!(a.token.token.access_token.expose(), "access-a");
+        assert!(create(&store, "a", "access-a").await);
+        assert!(create(&store, "b", "access-b").await);
+        let moved = "UPDATE sessions SET token = (SELECT token FROM sessions WHERE id = 'a') \
+                     WHERE id = 'b'";
+        assert_tampered_row_does_not_open(&store, moved, "b").await;
+        assert_eq!(access_token_of(&store, "a").await, "access-a");
     }
 
     #[tokio::test]
     async fn the_record_is_sealed_and_a_changed_one_does_not_open() {
         let store = temp_store().await;
-        let (r, t) = (record(), token("a", "r"));
-        assert!(
-            store
-                .create_session("k", &r, &t, far(), 1)
-                .await
-                .expect("row")
-        );
+        assert!(create(&store, "k", "a").await);
         let stored: String = on_pool!(store, pool => {
             sqlx::query_scalar("SELECT record FROM sessions").fetch_one(pool).await.expect("record")
         });
         assert!(!stored.contains("ada"), "{stored}");
+        let changed = "UPDATE sessions SET record = 'x' || record";
+        assert_tampered_row_does_not_open(&store, changed, "k").await;
+    }
+
+    /// Changes the table behind the app's back with `sql`; then session `key` must not open.
+    async fn assert_tampered_row_does_not_open(store: &Store, sql: &'static str, key: &str) {
         on_pool!(store, pool => {
-            sqlx::query("UPDATE sessions SET record = 'x' || record")
-                .execute(pool)
-                .await
-                .expect("change")
-                .rows_affected()
+            sqlx::query(sql).execute(pool).await.expect("tampered").rows_affected()
         });
-        assert!(matches!(
-            store.load_session("k", 0).await,
-            Err(StoreError::Sealed)
-        ));
+        let loaded = store.load_session(key, 0).await;
+        assert!(matches!(loaded, Err(StoreError::Sealed)), "{loaded:?}");
     }
 
     #[tokio::test]
     async fn the_generated_key_is_kept_and_reused_at_the_next_start() {
         let url = format!("sqlite://{}", temp_db().display());
         let first = Store::connect(&url, None).await.expect("first start");
-        let (r, t) = (record(), token("a", "r"));
-        assert!(
-            first
-                .create_session("k", &r, &t, far(), 1)
-                .await
-                .expect("row")
-        );
+        assert!(create(&first, "k", "a").await);
         first.close().await;
         let second = Store::connect(&url, None).await.expect("second start");
-        let row = second
-            .load_session("k", 0)
-            .await
-            .expect("opens")
-            .expect("row");
-        assert_eq!(row.token.token.access_token.expose(), "a");
+        assert_eq!(access_token_of(&second, "k").await, "a");
     }
 }

@@ -7,32 +7,21 @@
 //! named by `PROFILES_TEST_POSTGRES_URL` and `PROFILES_TEST_MYSQL_URL`); `.ci/run` provides them
 //! and runs `cargo test --locked --test app -- --ignored`.
 //!
-//! Every module is `#[cfg(test)]`, as this binary is: clippy then reads the shared helpers as
-//! test code, where `unwrap` and `expect` are the way to fail (clippy.toml).
+//! The crate is `#![cfg(test)]`, as a test binary is anyway: clippy then reads the shared helpers
+//! as test code too, where `unwrap` and `expect` are the way to fail (clippy.toml).
 
-#[cfg(test)]
+#![cfg(test)]
+
 mod browser;
-#[cfg(test)]
 mod failures;
-#[cfg(test)]
 mod helpers;
-#[cfg(test)]
 mod layering;
-#[cfg(test)]
 mod lms_signout;
-#[cfg(test)]
 mod logs;
-#[cfg(test)]
 mod operations;
-#[cfg(test)]
 mod proxy;
-#[cfg(test)]
 mod replicas;
-#[cfg(test)]
 mod sessions;
-#[cfg(test)]
 mod signin;
-#[cfg(test)]
 mod startup;
-#[cfg(test)]
 mod token_life;
