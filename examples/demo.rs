@@ -3,7 +3,12 @@
 //! one command. An example rather than part of the app: the stand-in (and its development signing
 //! key) is a dev-dependency, so the production build never carries it.
 
-use std::{collections::HashMap, io::Write, net::SocketAddr, process::ExitCode};
+use std::{
+    collections::HashMap,
+    io::{IsTerminal, Write},
+    net::SocketAddr,
+    process::ExitCode,
+};
 
 use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
 use profiles::{
@@ -28,7 +33,12 @@ async fn main() -> ExitCode {
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour only for a person at a terminal, as the app's own logging does.
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
     match run(std::env::vars().collect()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
