@@ -157,6 +157,29 @@ impl Config {
         at(&self.public_url, "/signed-out/")
     }
 
+    /// What is allowed but risky, for the log at start. A plain-http `PUBLIC_URL` off this machine
+    /// cannot use `__Host-` cookies (browsers require `Secure` for them), so a neighbouring
+    /// subdomain can plant a session or pending-sign-in cookie, and everything crosses the
+    /// network in clear.
+    pub fn warnings(&self) -> Vec<String> {
+        let loopback = match self.public_url.host() {
+            Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if self.public_url.scheme() == "http" && !loopback {
+            return vec![format!(
+                "PUBLIC_URL is plain http on a host other than this machine ({}): cookies cannot \
+                 be __Host- or Secure, so a sibling subdomain can plant a session or sign-in \
+                 cookie, and tokens' pages cross the network in clear; serve the app over https \
+                 and set PUBLIC_URL to the https:// address",
+                self.public_url.host_str().unwrap_or("?")
+            )];
+        }
+        Vec::new()
+    }
+
     /// Whether cookies must be `Secure` (and may carry the `__Host-` prefix).
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
@@ -340,6 +363,21 @@ mod tests {
         ]))
         .expect("the bounds themselves are valid");
         assert_eq!(config.lms.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn only_a_plain_http_public_url_off_this_machine_is_warned_about() {
+        for (url, warned) in [
+            ("http://profiles.example.org/", true),
+            ("http://10.0.0.5:8080/", true),
+            ("https://profiles.example.org/", false),
+            ("http://127.0.0.1:8080/", false),
+            ("http://localhost:8080/", false),
+            ("http://[::1]:8080/", false),
+        ] {
+            let config = Config::from_vars(&vars(&[("PUBLIC_URL", url)])).expect(url);
+            assert_eq!(!config.warnings().is_empty(), warned, "{url}");
+        }
     }
 
     #[test]

@@ -156,6 +156,9 @@ fn colour(on_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 
 async fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let bind = config.bind;
     let state = AppState::new(config).await?;
     let listener = tokio::net::TcpListener::bind(bind)

@@ -80,15 +80,20 @@ struct Served {
 impl Served {
     /// Starts the server and reads its log up to the line that says it listens.
     async fn start() -> (Killed, std::net::SocketAddr, Self) {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&str, &str)]) -> (Killed, std::net::SocketAddr, Self) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let mut child = Killed(
-            serve(&[("BIND", &port.to_string())])
-                .spawn()
-                .expect("profiles serve runs"),
-        );
+        let bind = port.to_string();
+        let vars: Vec<(&str, &str)> = [("BIND", bind.as_str())]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let mut child = Killed(serve(&vars).spawn().expect("profiles serve runs"));
         let stdout = child.0.stdout.take().unwrap();
         let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
@@ -186,5 +191,24 @@ async fn a_stale_or_forged_session_cookie_is_cleared_and_logged_once_below_warn(
             .any(|l| l.contains("WARN") || l.contains("ERROR")),
         "{:#?}",
         log.seen
+    );
+}
+
+#[tokio::test]
+async fn a_plain_http_public_url_off_this_machine_is_warned_about_at_start() {
+    let (_child, _, served) =
+        Served::start_with(&[("PUBLIC_URL", "http://profiles.example.org/")]).await;
+    let warning = served
+        .seen
+        .iter()
+        .find(|line| line.contains("WARN") && line.contains("PUBLIC_URL is plain http"))
+        .unwrap_or_else(|| panic!("no warning in {:?}", served.seen));
+    assert!(warning.contains("https"), "{warning}");
+
+    let (_child, _, quiet) = Served::start().await;
+    assert!(
+        !quiet.seen.iter().any(|line| line.contains("plain http")),
+        "{:?}",
+        quiet.seen
     );
 }
