@@ -28,6 +28,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/tokens/revoke", post(revoke_tokens))
         .route("/journal", get(journal))
         .route("/calls", get(calls))
+        .route("/jwks", get(jwks))
 }
 
 /// A refusal of the admin API: a status and a JSON `{"error": ...}` saying what to fix.
@@ -48,6 +49,7 @@ async fn index() -> Json<Value> {
             "POST /_standin/tokens/revoke",
             "GET /_standin/journal",
             "GET /_standin/calls",
+            "GET /_standin/jwks",
         ],
         "endpoints": ENDPOINTS,
     }))
@@ -322,4 +324,10 @@ async fn calls(State(s): State<Shared>) -> Json<Value> {
         })
         .collect();
     Json(Value::Object(counts))
+}
+
+/// The public JWK set of the RS512 development key, as an operator would copy it from the LMS's
+/// `JWT_PUBLIC_SIGNING_JWK_SET` (the LMS itself serves no such URL).
+async fn jwks() -> Json<Value> {
+    Json(crate::token::public_jwks())
 }

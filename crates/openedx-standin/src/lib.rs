@@ -75,6 +75,7 @@
 //! | `POST /_standin/tokens/revoke` | every refresh token is revoked ([`StandIn::revoke_refresh_tokens`]) |
 //! | `GET /_standin/journal` | the journal ([`StandIn::journal`]) |
 //! | `GET /_standin/calls` | the call counters by endpoint ([`StandIn::calls`]) |
+//! | `GET /_standin/jwks` | the public JWK set of the RS512 JWTs ([`StandIn::public_jwks`]); the LMS serves none, an operator copies it |
 //!
 //! Endpoint names are those of [`ENDPOINTS`]. Admin requests are neither counted nor journaled.
 //!
