@@ -997,3 +997,9 @@ struct MessagePage<'a> {
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
     (status, render(&MessagePage { title, message })).into_response()
 }
+
+/// The Rust examples of the crate's README, run with the doc tests (the README is packaged with
+/// the crate, so they run from the published crate too).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
