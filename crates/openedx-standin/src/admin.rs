@@ -193,21 +193,19 @@ struct FaultSpec {
     body: Option<String>,
 }
 
-/// The endpoint's name with the `'static` lifetime faults are keyed by, or the refusal.
-fn endpoint(name: &str) -> Result<&'static str, Response> {
-    ENDPOINTS
-        .iter()
-        .find(|e| **e == name)
-        .copied()
-        .ok_or_else(|| {
-            refuse(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "{name:?} is not an endpoint; use one of {}",
-                    ENDPOINTS.join(", ")
-                ),
-            )
-        })
+/// The endpoint's name with the `'static` lifetime faults are keyed by, if it is one.
+fn endpoint(name: &str) -> Option<&'static str> {
+    ENDPOINTS.iter().find(|e| **e == name).copied()
+}
+
+fn not_an_endpoint(name: &str) -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{name:?} is not an endpoint; use one of {}",
+            ENDPOINTS.join(", ")
+        ),
+    )
 }
 
 async fn set_fault(
@@ -215,9 +213,8 @@ async fn set_fault(
     Path(name): Path<String>,
     body: Option<Json<FaultSpec>>,
 ) -> Response {
-    let endpoint = match endpoint(&name) {
-        Ok(e) => e,
-        Err(refusal) => return refusal,
+    let Some(endpoint) = endpoint(&name) else {
+        return not_an_endpoint(&name);
     };
     let fault = match body.map(|Json(spec)| spec) {
         Some(FaultSpec {
@@ -265,11 +262,11 @@ async fn set_fault(
 
 async fn clear_fault(State(s): State<Shared>, Path(name): Path<String>) -> Response {
     match endpoint(&name) {
-        Ok(endpoint) => {
+        Some(endpoint) => {
             s.set_fault(endpoint, None);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(refusal) => refusal,
+        None => not_an_endpoint(&name),
     }
 }
 

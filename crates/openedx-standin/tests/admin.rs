@@ -58,7 +58,7 @@ async fn admin(
 ) -> (StatusCode, Value) {
     let url = lms
         .url()
-        .join(&format!("_standin/{path}").trim_end_matches('/'))
+        .join(format!("_standin/{path}").trim_end_matches('/'))
         .unwrap();
     let mut request = http().request(method.parse().unwrap(), url);
     if let Some(body) = body {
