@@ -292,6 +292,24 @@ mod tests {
     }
 
     #[test]
+    fn the_redirect_uri_is_read_when_set() {
+        let config = ClientConfig::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(config.redirect_uri, None);
+        let uri = "http://127.0.0.1:3000/callback";
+        let config = ClientConfig::from_vars(&vars(&[("LMS_REDIRECT_URI", uri)])).expect("valid");
+        assert_eq!(config.redirect_uri.map(String::from).as_deref(), Some(uri));
+    }
+
+    #[test]
+    fn a_missing_variable_is_named_with_an_example_and_no_file_the_app_lacks() {
+        let mut map = vars(&[]);
+        map.remove("LMS_CLIENT_SECRET");
+        let err = ClientConfig::from_vars(&map).expect_err("required");
+        assert_eq!(err.variable, "LMS_CLIENT_SECRET");
+        assert!(!err.problem.contains(".env.example"), "{}", err.problem);
+    }
+
+    #[test]
     fn malformed_values_are_rejected_with_the_variable_named() {
         for (var, value) in [
             ("LMS_URL", "local.openedx.io"),
@@ -303,6 +321,8 @@ mod tests {
             ("LMS_SCOPES", "user_id,email"),
             ("LMS_TIMEOUT_SECS", "0"),
             ("LMS_TIMEOUT_SECS", "18446744073709551615"),
+            ("LMS_REDIRECT_URI", "/callback"),
+            ("LMS_REDIRECT_URI", "ftp://app/callback"),
         ] {
             let err = ClientConfig::from_vars(&vars(&[(var, value)])).expect_err(var);
             assert_eq!(err.variable, var, "{value}");
