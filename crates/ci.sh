@@ -38,20 +38,21 @@ unpacked="$(mktemp -d)"
 trap 'rm -rf "$unpacked"' EXIT
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' crates/openedx-client/Cargo.toml | head -n1)"
 for crate in openedx-standin openedx-client; do
-    tar -xzf "target/package/$crate-$version.crate" -C "$unpacked"
+    tar -xzf "${CARGO_TARGET_DIR:-target}/package/$crate-$version.crate" -C "$unpacked"
 done
-export CARGO_TARGET_DIR="$PWD/target/packaged"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+packaged_target="$target/packaged"
 standin="$unpacked/openedx-standin-$version"
 echo "== cargo test --all-features (the packaged openedx-standin)"
-(cd "$standin" && cargo test --all-features)
+(cd "$standin" && CARGO_TARGET_DIR="$packaged_target" cargo test --all-features)
 echo "== cargo test --all-features (the packaged openedx-client, against the packaged stand-in)"
 (cd "$unpacked/openedx-client-$version" \
-    && cargo test --all-features --config "patch.crates-io.openedx-standin.path=\"$standin\"")
-unset CARGO_TARGET_DIR
+    && CARGO_TARGET_DIR="$packaged_target" cargo test --all-features \
+        --config "patch.crates-io.openedx-standin.path=\"$standin\"")
 
 echo "== the Python sample relying party against the stand-in binary"
 if ! python3 -c 'import requests' 2>/dev/null; then
     python3 -m pip install --quiet requests
 fi
 cargo build --locked --quiet -p openedx-standin --bin openedx-standin
-python3 examples/python/check.py target/debug/openedx-standin 2>/dev/null
+python3 examples/python/check.py "$target/debug/openedx-standin" 2>/dev/null

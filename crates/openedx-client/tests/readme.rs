@@ -13,6 +13,10 @@ use openedx_standin::{LmsUser, RegisteredClient, StandIn};
 
 const README: &str = include_str!("../README.md");
 
+/// The tools the recipes use, named when missing rather than failing somewhere in the middle.
+const NEEDS: &str = "for tool in curl jq; do command -v $tool > /dev/null \
+    || { echo \"the README recipes need $tool: install it (apt-get install $tool)\" >&2; exit 1; }; done\n";
+
 /// The bodies of the README's code blocks whose info string is `lang`.
 fn blocks(lang: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -61,7 +65,7 @@ async fn the_command_line_recipes_run_as_written() {
         .start()
         .await
         .unwrap();
-    let script = format!("set -euo pipefail\n{}", recipes.join("\n"))
+    let script = format!("set -euo pipefail\n{NEEDS}{}", recipes.join("\n"))
         .replace("127.0.0.1:8090", &lms.addr().to_string());
     let dir = std::env::temp_dir().join(format!("openedx-readme-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -10,6 +10,10 @@ use std::{
 
 const README: &str = include_str!("../README.md");
 
+/// The tools the recipes use, named when missing rather than failing somewhere in the middle.
+const NEEDS: &str = "for tool in curl jq; do command -v $tool > /dev/null \
+    || { echo \"the README recipes need $tool: install it (apt-get install $tool)\" >&2; exit 1; }; done\n";
+
 fn sh_blocks() -> Vec<String> {
     let mut found = Vec::new();
     let mut current: Option<String> = None;
@@ -40,7 +44,7 @@ fn the_binary_recipes_run_as_written() {
     assert!(recipes.len() >= 4, "the README's sh blocks");
     // Whatever happens, no stand-in outlives the script.
     let script = format!(
-        "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}",
+        "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{NEEDS}{}",
         recipes.join("\n")
     )
     .replace(":8090", &format!(":{port}"));
