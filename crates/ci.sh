@@ -37,8 +37,10 @@ cargo package --locked --allow-dirty "${crates[@]}"
 unpacked="$(mktemp -d)"
 trap 'rm -rf "$unpacked"' EXIT
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' crates/openedx-client/Cargo.toml | head -n1)"
+# -m: packaged files carry a fixed old mtime, which would let cargo take an earlier build of
+# other sources for fresh; extracted now, they are rebuilt.
 for crate in openedx-standin openedx-client; do
-    tar -xzf "${CARGO_TARGET_DIR:-target}/package/$crate-$version.crate" -C "$unpacked"
+    tar -xzmf "${CARGO_TARGET_DIR:-target}/package/$crate-$version.crate" -C "$unpacked"
 done
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 packaged_target="$target/packaged"
