@@ -426,20 +426,24 @@ async fn an_error_written_to_closed_pipes_exits_1_never_a_panic() {
         (0..5)
             .map(|_| {
                 let mut child = Command::new(env!("CARGO_BIN_EXE_openedx"))
-                    .args(["token", "inspect", &jwt])
+                    .args(["token", "inspect"])
                     .current_dir(std::env::temp_dir())
                     .env_clear()
                     .env("LMS_URL", &url)
                     .env("LMS_CLIENT_ID", SERVICE_ID)
                     .env("LMS_CLIENT_SECRET", SERVICE_SECRET)
-                    .stdin(Stdio::null())
+                    .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap();
-                // Both readers gone before the process writes a byte.
+                // Both readers gone before the process writes a byte: it has nothing to write
+                // until the JWT arrives on its standard input, after them.
                 drop(child.stdout.take());
                 drop(child.stderr.take());
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(format!("{jwt}\n").as_bytes()).unwrap();
+                drop(stdin);
                 child.wait().unwrap().code()
             })
             .collect::<Vec<_>>()
