@@ -1,4 +1,5 @@
-//! The account a person sees at `GET /api/user/v1/accounts/{username}` (`../shared/openedx.md` §6).
+//! The account a person sees at `GET /api/user/v1/accounts/{username}`
+//! ([`wire`](crate::wire#the-user-apis)).
 //!
 //! The LMS returns many fields, and fields the serializer does not fill come back as `null`, so
 //! everything but `username` is optional and unknown fields are ignored.
@@ -8,46 +9,66 @@ use serde::{Deserialize, Serialize};
 /// `GET /api/user/v1/me`: exactly `{"username": "..."}`.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Me {
+    /// The username of whoever the token belongs to.
     pub username: String,
 }
 
+/// `GET /api/user/v1/accounts/{username}`: the fields an app shows of a person. Which fields
+/// arrive depends on who asks: all of them for one's own account (or for staff), only the shared
+/// ones for someone else's.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Account {
+    /// The username, always present.
     pub username: String,
+    /// The numeric user id (own account only).
     #[serde(default)]
     pub id: Option<i64>,
+    /// The full name (own account only, unless the owner shares it).
     #[serde(default)]
     pub name: Option<String>,
+    /// The email address (own account only).
     #[serde(default)]
     pub email: Option<String>,
+    /// An ISO 3166 country code, e.g. `GB`.
     #[serde(default)]
     pub country: Option<String>,
     /// ISO 8601, e.g. `2024-01-15T10:00:00Z`.
     #[serde(default)]
     pub date_joined: Option<String>,
+    /// The person's "about me".
     #[serde(default)]
     pub bio: Option<String>,
+    /// The languages the person speaks (`null` from the LMS reads as none).
     #[serde(default, deserialize_with = "null_as_empty")]
     pub language_proficiencies: Vec<LanguageProficiency>,
+    /// The profile image, or the LMS's default one.
     #[serde(default)]
     pub profile_image: Option<ProfileImage>,
 }
 
+/// One entry of `language_proficiencies`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LanguageProficiency {
+    /// An ISO 639-1 language code, e.g. `fr`.
     pub code: String,
 }
 
+/// The account's `profile_image` object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileImage {
+    /// Whether the person uploaded an image; if not, the URLs point at the LMS's default image.
     #[serde(default)]
     pub has_image: bool,
+    /// The image at 500 px.
     #[serde(default)]
     pub image_url_full: Option<String>,
+    /// The image at 120 px.
     #[serde(default)]
     pub image_url_large: Option<String>,
+    /// The image at 50 px.
     #[serde(default)]
     pub image_url_medium: Option<String>,
+    /// The image at 30 px.
     #[serde(default)]
     pub image_url_small: Option<String>,
 }

@@ -16,13 +16,13 @@ use crate::{LmsClient, LmsError, Token, unix_now};
 /// use std::{sync::Arc, time::Duration};
 ///
 /// use openedx_client::{ClientConfig, ClientCredentialsAuthorizer, LmsClient};
-/// # use openedx_standin::{RegisteredClient, StandIn};
+/// use openedx_standin::{RegisteredClient, StandIn};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let lms = StandIn::builder()
-/// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
-/// #     .start()
-/// #     .await?;
+/// let lms = StandIn::builder()
+///     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+///     .start()
+///     .await?;
 /// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
 /// let lms_api = Arc::new(ClientCredentialsAuthorizer::new(client, Duration::from_secs(60)));
 /// for _ in 0..3 {
@@ -40,6 +40,9 @@ pub struct ClientCredentialsAuthorizer {
 }
 
 impl ClientCredentialsAuthorizer {
+    /// An authorizer over `client` (an application registered with the client-credentials grant)
+    /// that asks for a new token once the current one has less than `leeway` left. No request is
+    /// made until the first [`token`](Self::token) or [`get`](Self::get).
     pub fn new(client: LmsClient, leeway: Duration) -> Self {
         Self {
             client,

@@ -65,8 +65,11 @@ type Heartbeat = (std::time::Instant, Result<u16, String>);
 /// What an app needs to send the browser to the LMS, and to check the callback later: keep
 /// `state` and `pkce_verifier` where only this browser's callback finds them.
 pub struct AuthorizeRequest {
+    /// Where to send the browser: `{LMS_URL}/oauth2/authorize/?...`.
     pub url: Url,
+    /// The `state` sent; the callback must bring the same one back.
     pub state: Secret,
+    /// The PKCE verifier whose S256 challenge was sent; [`LmsClient::exchange_code`] needs it.
     pub pkce_verifier: Secret,
 }
 
@@ -154,7 +157,7 @@ impl LmsClient {
 
     /// `{LMS_URL}/logout` (no trailing slash), asked to send the browser on to `redirect_url`,
     /// which the LMS does only when that address is part of one of this application's registered
-    /// redirect URIs (`openedx.md` §8).
+    /// redirect URIs ([`wire`](crate::wire#logout)).
     ///
     /// ```
     /// use openedx_client::{ClientConfig, LmsClient};
@@ -186,18 +189,18 @@ impl LmsClient {
     /// use std::collections::HashMap;
     ///
     /// use openedx_client::{ClientConfig, LmsClient};
-    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// use openedx_standin::{LmsUser, RegisteredClient, StandIn};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let lms = StandIn::builder()
-    /// #     .user(LmsUser::demo_learner())
-    /// #     .client(RegisteredClient::authorization_code(
-    /// #         "my-app",
-    /// #         "my-secret",
-    /// #         vec!["http://127.0.0.1:3000/callback".into()],
-    /// #     ))
-    /// #     .start()
-    /// #     .await?;
+    /// let lms = StandIn::builder()
+    ///     .user(LmsUser::demo_learner())
+    ///     .client(RegisteredClient::authorization_code(
+    ///         "my-app",
+    ///         "my-secret",
+    ///         vec!["http://127.0.0.1:3000/callback".into()],
+    ///     ))
+    ///     .start()
+    ///     .await?;
     /// let mut config = ClientConfig::new(lms.url().as_str(), "my-app", "my-secret")?;
     /// config.redirect_uri = Some("http://127.0.0.1:3000/callback".parse()?);
     /// let client = LmsClient::new(config)?;

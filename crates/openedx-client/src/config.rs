@@ -44,8 +44,8 @@ pub struct ClientConfig {
     pub client_id: String,
     /// `LMS_CLIENT_SECRET`: the DOT application's client secret (its `Debug` is redacted).
     pub client_secret: Secret,
-    /// The redirect URI registered with the application, sent with the authorization request and
-    /// the code exchange. `None` leaves it out (the LMS then uses the only one registered).
+    /// `LMS_REDIRECT_URI`: the redirect URI registered with the application, sent with the
+    /// authorization request and the code exchange. `None` leaves it out (the LMS then uses the only one registered).
     pub redirect_uri: Option<Url>,
     /// `LMS_SCOPES`: space-separated scopes to ask for.
     pub scopes: Vec<String>,
@@ -63,7 +63,9 @@ pub struct ClientConfig {
 /// A setting that cannot be used, worded for the person who set it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The variable (or, for [`ClientConfig::new`], the argument's variable) at fault.
     pub variable: &'static str,
+    /// What is wrong with it and how to fix it.
     pub problem: String,
 }
 
@@ -100,7 +102,7 @@ impl ClientConfig {
     }
 
     /// Reads `LMS_URL`, `LMS_CLIENT_ID` and `LMS_CLIENT_SECRET` (required), and
-    /// `LMS_INTERNAL_URL`, `LMS_SCOPES`, `LMS_TOKEN_TYPE`, `LMS_CLIENT_AUTH`, `LMS_TIMEOUT_SECS`
+    /// `LMS_REDIRECT_URI`, `LMS_INTERNAL_URL`, `LMS_SCOPES`, `LMS_TOKEN_TYPE`, `LMS_CLIENT_AUTH`, `LMS_TIMEOUT_SECS`
     /// from a map of variables (e.g. `std::env::vars().collect()`); an empty value counts as
     /// unset. The error names the variable and the fix.
     ///
@@ -132,7 +134,7 @@ impl ClientConfig {
         let required = |name: &'static str, example: &str| {
             get(name).ok_or_else(|| ConfigError {
                 variable: name,
-                problem: format!("is not set; set it, e.g. {name}={example} (see .env.example)"),
+                problem: format!("is not set; set it, e.g. {name}={example}"),
             })
         };
         let lms_url = required("LMS_URL", "http://local.openedx.io")?;
@@ -141,6 +143,15 @@ impl ClientConfig {
             required("LMS_CLIENT_ID", "profiles")?,
             required("LMS_CLIENT_SECRET", "<the secret you registered>")?,
         )?;
+        if let Some(v) = get("LMS_REDIRECT_URI") {
+            let fix = "use the absolute URL registered with the application, e.g. \
+                       http://127.0.0.1:3000/callback";
+            let uri = Url::parse(v).map_err(|_| invalid("LMS_REDIRECT_URI", v, fix))?;
+            if !matches!(uri.scheme(), "http" | "https") || uri.fragment().is_some() {
+                return Err(invalid("LMS_REDIRECT_URI", v, fix));
+            }
+            config.redirect_uri = Some(uri);
+        }
         if let Some(v) = get("LMS_INTERNAL_URL") {
             config.internal_url = parse_root_url("LMS_INTERNAL_URL", v)?;
         }
@@ -184,7 +195,7 @@ impl ClientConfig {
 
 /// Joins a relative path onto a root URL that is known to end in `/`, keeping the root's own path
 /// (an LMS served under `/lms/` keeps it).
-pub fn join(root: &Url, path: &str) -> Url {
+pub(crate) fn join(root: &Url, path: &str) -> Url {
     let mut url = root.clone();
     let base = root.path().trim_end_matches('/');
     url.set_path(&format!("{base}/{path}"));
@@ -192,12 +203,12 @@ pub fn join(root: &Url, path: &str) -> Url {
 }
 
 /// A variable's value, with surrounding blanks trimmed; an empty value counts as unset.
-pub fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub(crate) fn lookup<'a>(vars: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 /// The error for a value that does not parse: the variable, the value as given, and the fix.
-pub fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
+pub(crate) fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
     ConfigError {
         variable,
         problem: format!("{value:?} is not valid; {fix}"),
@@ -205,7 +216,7 @@ pub fn invalid(variable: &'static str, value: &str, fix: &str) -> ConfigError {
 }
 
 /// An http(s) URL with no query or fragment, normalised to end in `/` so paths join predictably.
-pub fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+pub(crate) fn parse_root_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
     let fix = "use an absolute http:// or https:// URL such as http://local.openedx.io";
     let mut url = Url::parse(value).map_err(|_| invalid(variable, value, fix))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -281,6 +292,24 @@ mod tests {
     }
 
     #[test]
+    fn the_redirect_uri_is_read_when_set() {
+        let config = ClientConfig::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(config.redirect_uri, None);
+        let uri = "http://127.0.0.1:3000/callback";
+        let config = ClientConfig::from_vars(&vars(&[("LMS_REDIRECT_URI", uri)])).expect("valid");
+        assert_eq!(config.redirect_uri.map(String::from).as_deref(), Some(uri));
+    }
+
+    #[test]
+    fn a_missing_variable_is_named_with_an_example_and_no_file_the_app_lacks() {
+        let mut map = vars(&[]);
+        map.remove("LMS_CLIENT_SECRET");
+        let err = ClientConfig::from_vars(&map).expect_err("required");
+        assert_eq!(err.variable, "LMS_CLIENT_SECRET");
+        assert!(!err.problem.contains(".env.example"), "{}", err.problem);
+    }
+
+    #[test]
     fn malformed_values_are_rejected_with_the_variable_named() {
         for (var, value) in [
             ("LMS_URL", "local.openedx.io"),
@@ -292,6 +321,8 @@ mod tests {
             ("LMS_SCOPES", "user_id,email"),
             ("LMS_TIMEOUT_SECS", "0"),
             ("LMS_TIMEOUT_SECS", "18446744073709551615"),
+            ("LMS_REDIRECT_URI", "/callback"),
+            ("LMS_REDIRECT_URI", "ftp://app/callback"),
         ] {
             let err = ClientConfig::from_vars(&vars(&[(var, value)])).expect_err(var);
             assert_eq!(err.variable, var, "{value}");

@@ -6,10 +6,15 @@ use std::fmt;
 /// The LMS endpoints the client calls, for error messages, logs and metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `POST /oauth2/access_token`.
     Token,
+    /// `POST /oauth2/revoke_token`.
     Revoke,
+    /// `GET /api/user/v1/me`.
     Me,
+    /// `GET /api/user/v1/accounts/{username}`.
     Account,
+    /// `GET /heartbeat`.
     Heartbeat,
     /// Any other API, called through [`LmsClient::api_get`](crate::LmsClient::api_get), with the
     /// path it was asked for.
@@ -29,6 +34,7 @@ impl Endpoint {
         }
     }
 
+    /// The path on the LMS, with `{username}` for the account.
     pub fn path(&self) -> &str {
         match self {
             Self::Token => "/oauth2/access_token",
@@ -46,31 +52,62 @@ impl Endpoint {
 #[derive(Debug)]
 pub enum LmsError {
     /// Could not connect: refused, a name that does not resolve, a failed TLS handshake.
-    Unreachable { endpoint: Endpoint, detail: String },
+    Unreachable {
+        /// Where.
+        endpoint: Endpoint,
+        /// The transport's words for it.
+        detail: String,
+    },
     /// No complete answer within `LMS_TIMEOUT_SECS`.
-    Timeout { endpoint: Endpoint },
+    Timeout {
+        /// Where.
+        endpoint: Endpoint,
+    },
     /// Connected, but the connection closed before the answer was complete: before any answer,
     /// or in the middle of its body. The address is right; the LMS or a proxy dropped the call.
-    Interrupted { endpoint: Endpoint, detail: String },
+    Interrupted {
+        /// Where.
+        endpoint: Endpoint,
+        /// The transport's words for it.
+        detail: String,
+    },
     /// An HTTP status the protocol does not allow here (e.g. a 5xx or a 404).
     Status {
+        /// Where.
         endpoint: Endpoint,
+        /// The HTTP status.
         status: u16,
+        /// The start of the body, for the log.
         excerpt: String,
     },
     /// A body that is not the JSON the LMS sends (HTML, missing fields, unknown token type...).
-    Garbage { endpoint: Endpoint, detail: String },
+    Garbage {
+        /// Where.
+        endpoint: Endpoint,
+        /// What was wrong with it.
+        detail: String,
+    },
     /// An OAuth 2 error from the token endpoint (RFC 6749 §5.2), e.g. `invalid_grant`.
     OAuth {
+        /// The `error` code, e.g. `invalid_client`.
         error: String,
+        /// The `error_description`, when the LMS sends one.
         description: Option<String>,
     },
     /// An API path that is not one on the LMS (a URL, `//host`, a relative path); nothing was sent.
-    NotAnLmsPath { path: String, problem: &'static str },
+    NotAnLmsPath {
+        /// The path as asked for.
+        path: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The API refused the token (401/403).
     Rejected {
+        /// Where.
         endpoint: Endpoint,
+        /// 401 or 403.
         status: u16,
+        /// The start of the body (DRF's `detail`), for the log.
         excerpt: String,
     },
 }

@@ -1,5 +1,5 @@
 //! Reading the claims of an LMS JWT, and verifying one when the operator supplies the key (see
-//! `openedx.md` §3; verifying needs the `verify` feature, on by default).
+//! [`wire`](crate::wire#the-jwt); verifying needs the `verify` feature, on by default).
 //!
 //! An app that got the token straight from the LMS token endpoint, over a channel it chose, may
 //! read the claims without checking the signature, as the LMS's own relying party
@@ -70,12 +70,13 @@ pub struct Jwt {
     raw: Secret,
 }
 
-/// What verifies an LMS JWT. The LMS publishes no key URL (`openedx.md` §3): the operator copies
+/// What verifies an LMS JWT. The LMS publishes no key URL ([`wire`](crate::wire#the-jwt)): the operator copies
 /// `JWT_SECRET_KEY` (HS256, the default) or `JWT_PUBLIC_SIGNING_JWK_SET` (RS512, for tokens asked
 /// for with `asymmetric_jwt`) out of the LMS settings.
 #[cfg(feature = "verify")]
 #[derive(Clone)]
 pub enum JwtKey {
+    /// The LMS's `JWT_SECRET_KEY`, for the default HS256 JWTs.
     Hs256(Secret),
     /// The RSA keys of the JWK set; a JWT signed by any of them verifies.
     Rs512(Vec<jsonwebtoken::DecodingKey>),
@@ -127,7 +128,9 @@ pub enum JwtError {
     BadSignature,
     /// The header's `alg` is not the key's (`HS256` for a secret, `RS512` for a JWK set).
     WrongAlgorithm(String),
+    /// `iss` is not [`Expected::issuer`].
     WrongIssuer,
+    /// `aud` is not, or does not hold, [`Expected::audience`].
     WrongAudience,
     /// The configured key is not usable (not a JWK set with RSA keys).
     BadKey,
@@ -164,6 +167,21 @@ pub struct Expected {
 }
 
 impl Jwt {
+    /// Splits and decodes a JWT (header and claims), without checking its signature or expiry:
+    /// fails only when it is not a JWT at all.
+    ///
+    /// ```
+    /// use openedx_client::{Jwt, JwtError};
+    ///
+    /// // {"alg":"HS256","typ":"JWT"} . {"preferred_username":"learner","exp":4102444800} . sig
+    /// let raw = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+    ///            eyJwcmVmZXJyZWRfdXNlcm5hbWUiOiJsZWFybmVyIiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln";
+    /// let jwt = Jwt::decode(raw)?;
+    /// assert_eq!(jwt.algorithm(), Some("HS256"));
+    /// assert_eq!(jwt.claims().0["preferred_username"], "learner");
+    /// assert!(matches!(Jwt::decode("not-a-jwt"), Err(JwtError::Malformed)));
+    /// # Ok::<(), JwtError>(())
+    /// ```
     pub fn decode(raw: &str) -> Result<Self, JwtError> {
         let raw = raw.trim();
         let (signing_input, signature) = raw.rsplit_once('.').ok_or(JwtError::Malformed)?;
@@ -187,6 +205,7 @@ impl Jwt {
         })
     }
 
+    /// The header's `alg`: `HS256` or `RS512` from the LMS.
     pub fn algorithm(&self) -> Option<&str> {
         self.header.get("alg").and_then(Value::as_str)
     }
@@ -213,14 +232,14 @@ impl Jwt {
     ///
     /// ```
     /// use openedx_client::{ClientConfig, Expected, Jwt, JwtError, JwtKey, LmsClient, Secret, unix_now};
-    /// # use openedx_standin::{RegisteredClient, StandIn};
+    /// use openedx_standin::{RegisteredClient, StandIn};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let lms = StandIn::builder()
-    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
-    /// #     .start()
-    /// #     .await?;
-    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let lms = StandIn::builder()
+    ///     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    ///     .start()
+    ///     .await?;
+    /// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
     /// let token = client.client_credentials().await?;
     /// let jwt = Jwt::decode(token.access_token.expose())?;
     ///

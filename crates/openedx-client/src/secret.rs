@@ -11,10 +11,20 @@ use serde::{Deserialize, Serialize};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a credential.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The value itself, for the one place that must send it (a header, a form field).
+    ///
+    /// ```
+    /// use openedx_client::Secret;
+    ///
+    /// let secret = Secret::new("s3cret");
+    /// assert_eq!(format!("{secret:?}"), "[redacted]");
+    /// assert_eq!(secret.expose(), "s3cret");
+    /// ```
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -1,4 +1,4 @@
-//! The token the LMS hands out at `/oauth2/access_token` (`../shared/openedx.md` §2), as the app
+//! The token the LMS hands out at `/oauth2/access_token` ([`wire`](crate::wire#the-token-endpoint)), as an app
 //! keeps it server-side in the session.
 
 use serde::{Deserialize, Serialize};
@@ -35,9 +35,13 @@ impl TokenKind {
     }
 }
 
+/// An access token from the LMS, with what came with it. Serializable, so that an app can keep
+/// it server-side (in its session store); its `Debug` shows no secret.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Token {
+    /// The JWT or opaque token itself.
     pub access_token: Secret,
+    /// Which of the two it is, and so its `Authorization` scheme.
     pub kind: TokenKind,
     /// Unix seconds; from `expires_in` at the time the token arrived.
     pub expires_at: Option<i64>,

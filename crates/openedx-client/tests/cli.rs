@@ -107,7 +107,7 @@ async fn client_credentials_prints_a_table_for_people() {
 }
 
 #[tokio::test]
-async fn a_wrong_secret_is_one_line_and_a_failure_exit() {
+async fn a_wrong_secret_is_a_refusal_with_a_hint_and_exit_3() {
     let lms = standin(Settings::default()).await;
     let run = openedx(
         &lms,
@@ -116,9 +116,15 @@ async fn a_wrong_secret_is_one_line_and_a_failure_exit() {
         "",
     )
     .await;
-    assert_ne!(run.code, 0);
-    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert_eq!(run.code, 3);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(lines[0].contains("invalid_client"), "{}", run.stderr);
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("LMS_CLIENT_SECRET"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("wrong-secret"));
 }
 
@@ -320,7 +326,7 @@ async fn inspect_says_a_jwt_without_exp_has_no_expiry_not_that_it_expired() {
     assert!(!run.stdout.contains("expired"), "{}", run.stdout);
     let key = [("LMS_JWT_SECRET", "lms-secret")];
     let run = openedx(&lms, &["token", "inspect"], &key, &jwt).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 5);
     assert!(run.stderr.contains("has no expiry"), "{}", run.stderr);
     assert!(!run.stderr.contains("has expired"), "{}", run.stderr);
 }
@@ -344,7 +350,7 @@ async fn inspect_accepts_an_aud_array_holding_the_expected_audience() {
         "lms-secret",
     );
     let run = openedx(&lms, &["token", "inspect"], &key, &lacking).await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 5);
     assert!(run.stderr.contains("aud"), "{}", run.stderr);
 }
 
@@ -380,7 +386,7 @@ async fn api_refuses_a_url_or_relative_path_saying_what_is_wrong_with_it() {
     let lms = standin(Settings::default()).await;
     for path in ["http://127.0.0.1:9/x", "//host/x", "api/x", "/\\host/x"] {
         let run = openedx(&lms, &["api", "GET", path], &[], "").await;
-        assert_eq!(run.code, 1, "{path}");
+        assert_eq!(run.code, 2, "{path}");
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
         assert!(
             run.stderr.contains("is not a path on the LMS"),
@@ -402,7 +408,7 @@ async fn api_names_the_path_in_an_lms_error() {
         "",
     )
     .await;
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 4);
     assert!(
         run.stderr
             .contains("HTTP 404 at /api/user/v1/accounts/nobody"),
@@ -420,20 +426,24 @@ async fn an_error_written_to_closed_pipes_exits_1_never_a_panic() {
         (0..5)
             .map(|_| {
                 let mut child = Command::new(env!("CARGO_BIN_EXE_openedx"))
-                    .args(["token", "inspect", &jwt])
+                    .args(["token", "inspect"])
                     .current_dir(std::env::temp_dir())
                     .env_clear()
                     .env("LMS_URL", &url)
                     .env("LMS_CLIENT_ID", SERVICE_ID)
                     .env("LMS_CLIENT_SECRET", SERVICE_SECRET)
-                    .stdin(Stdio::null())
+                    .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap();
-                // Both readers gone before the process writes a byte.
+                // Both readers gone before the process writes a byte: it has nothing to write
+                // until the JWT arrives on its standard input, after them.
                 drop(child.stdout.take());
                 drop(child.stderr.take());
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(format!("{jwt}\n").as_bytes()).unwrap();
+                drop(stdin);
                 child.wait().unwrap().code()
             })
             .collect::<Vec<_>>()
@@ -441,4 +451,143 @@ async fn an_error_written_to_closed_pipes_exits_1_never_a_panic() {
     .await
     .unwrap();
     assert_eq!(codes, vec![Some(1); 5]);
+}
+
+/// Runs the binary with exactly `vars`, nothing else.
+async fn openedx_bare(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_openedx"));
+    command
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("the openedx binary runs");
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn inspect_is_offline_and_needs_no_lms_settings() {
+    let jwt = signed_jwt(&serde_json::json!({ "exp": in_an_hour() }), "k");
+    let run = openedx_bare(&["token", "inspect"], &[], &jwt).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = openedx_bare(&["token", "inspect"], &[("LMS_JWT_SECRET", "k")], &jwt).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("valid"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_public_client_needs_no_secret_as_the_stand_in_prints_it() {
+    let lms = standin(Settings::default()).await;
+    // What `openedx-standin --grant-type password --client-id mobile-app` prints: no secret.
+    let vars = [
+        ("LMS_URL", lms.url().as_str()),
+        ("LMS_CLIENT_ID", MOBILE_ID),
+    ];
+    let run = openedx_bare(
+        &["token", "password", "--username", "learner", "--json"],
+        &vars,
+        "learner-password\n",
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let refresh = run.json()["refresh_token"].as_str().unwrap().to_owned();
+    let run = openedx_bare(&["token", "refresh", "--json"], &vars, &refresh).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let newest = run.json()["refresh_token"].as_str().unwrap().to_owned();
+    let run = openedx_bare(&["token", "revoke"], &vars, &newest).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lms.live_refresh_tokens(), 0);
+}
+
+#[tokio::test]
+async fn refreshing_a_password_token_as_the_confidential_client_hints_at_the_public_one() {
+    let lms = standin(Settings::default()).await;
+    let run = openedx(
+        &lms,
+        &["token", "password", "--username", "learner", "--json"],
+        &[],
+        "learner-password\n",
+    )
+    .await;
+    let refresh = run.json()["refresh_token"].as_str().unwrap().to_owned();
+    let run = openedx(&lms, &["token", "refresh"], &[], &refresh).await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("--client-id"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn errors_are_json_under_json_with_their_kind_and_exit_code() {
+    let lms = standin(Settings::default()).await;
+    let wrong = [("LMS_CLIENT_SECRET", "wrong")];
+    let run = openedx(&lms, &["token", "client-credentials", "--json"], &wrong, "").await;
+    assert_eq!(run.code, 3);
+    let error: Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(error["error"]["kind"], "refused");
+    assert_eq!(error["error"]["exit_code"], 3);
+    assert_eq!(error["error"]["oauth_error"], "invalid_client");
+    assert!(error["error"]["hint"].is_string());
+
+    let run = openedx_bare(&["token", "client-credentials", "--json"], &[], "").await;
+    assert_eq!(run.code, 2);
+    let error: Value = serde_json::from_str(run.stderr.trim()).unwrap();
+    assert_eq!(error["error"]["kind"], "usage");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("LMS_URL")
+    );
+
+    let run = openedx_bare(&["token", "nonsense", "--json"], &[], "").await;
+    assert_eq!(run.code, 2);
+    assert!(
+        serde_json::from_str::<Value>(run.stderr.trim()).is_ok(),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_lms_that_does_not_answer_is_exit_4() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let vars = [
+        ("LMS_URL", url.as_str()),
+        ("LMS_CLIENT_ID", "x"),
+        ("LMS_CLIENT_SECRET", "y"),
+    ];
+    let run = openedx_bare(&["token", "client-credentials"], &vars, "").await;
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("hint: is LMS_URL"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn help_lists_the_variables_and_the_exit_codes() {
+    let run = openedx_bare(&["--help"], &[], "").await;
+    assert_eq!(run.code, 0);
+    for word in [
+        "LMS_URL",
+        "LMS_CLIENT_SECRET",
+        "LMS_PUBLIC_CLIENT_ID",
+        "LMS_JWT_JWKS",
+        "Exit codes",
+        "5  token inspect",
+    ] {
+        assert!(run.stdout.contains(word), "{word}: {}", run.stdout);
+    }
 }

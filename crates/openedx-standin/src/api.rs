@@ -1,5 +1,5 @@
 //! `/api/user/v1/me` and `/api/user/v1/accounts/{username}`, with the LMS's two authentication
-//! schemes (`openedx.md` §6).
+//! schemes (`openedx_client::wire`, the user APIs).
 
 use axum::{
     Json,
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{
-    LmsUser, RecordedApiRequest, Shared,
+    AccountPrivacy, LmsUser, RecordedApiRequest, Shared,
     token::{hmac, rs512_public_key},
 };
 use crate::unix_now;
@@ -43,17 +43,63 @@ pub async fn account(
         )
             .into_response();
     };
+    let full = full_account(&s, &user);
     if caller.username == user.username || caller.is_staff {
-        Json(full_account(&s, &user)).into_response()
+        return Json(full).into_response();
+    }
+    // Someone else's account: the fields their privacy setting shares
+    // (`ACCOUNT_VISIBILITY_CONFIGURATION`'s `public_fields`, or `bulk_shareable_fields` for
+    // `all_users`, the default visibility).
+    let shared: &[&str] = match user.account_privacy.unwrap_or(AccountPrivacy::AllUsers) {
+        AccountPrivacy::Private => &PUBLIC_FIELDS,
+        AccountPrivacy::AllUsers => &BULK_SHAREABLE_FIELDS,
+    };
+    let visible: serde_json::Map<String, Value> = shared
+        .iter()
+        .map(|field| ((*field).to_owned(), full[*field].clone()))
+        .collect();
+    Json(Value::Object(visible)).into_response()
+}
+
+/// `ACCOUNT_VISIBILITY_CONFIGURATION['public_fields']`.
+const PUBLIC_FIELDS: [&str; 3] = ["account_privacy", "profile_image", "username"];
+
+/// `ACCOUNT_VISIBILITY_CONFIGURATION['bulk_shareable_fields']`: the public fields and the profile
+/// a learner shares with everyone.
+const BULK_SHAREABLE_FIELDS: [&str; 11] = [
+    "account_privacy",
+    "profile_image",
+    "username",
+    "bio",
+    "course_certificates",
+    "country",
+    "date_joined",
+    "language_proficiencies",
+    "level_of_education",
+    "social_links",
+    "time_zone",
+];
+
+/// `GET /static/images/profiles/default_{size}.png`: the placeholder image the account API points
+/// at for learners without a photo, as the LMS serves it (one transparent pixel here).
+pub async fn default_profile_image(Path(file): Path<String>) -> Response {
+    const PIXEL: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
+        0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
+        0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
+        0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    let sizes = [
+        "default_500.png",
+        "default_120.png",
+        "default_50.png",
+        "default_30.png",
+    ];
+    if sizes.contains(&file.as_str()) {
+        ([(header::CONTENT_TYPE, "image/png")], PIXEL).into_response()
     } else {
-        // Someone else's private account: only the public fields.
-        let full = full_account(&s, &user);
-        Json(json!({
-            "username": full["username"],
-            "account_privacy": "private",
-            "profile_image": full["profile_image"],
-        }))
-        .into_response()
+        StatusCode::NOT_FOUND.into_response()
     }
 }
 
@@ -218,7 +264,7 @@ fn full_account(s: &Shared, user: &LmsUser) -> Value {
     let root = s.base.as_str().trim_end_matches('/');
     let image = |size: u32| format!("{root}/static/images/profiles/default_{size}.png");
     json!({
-        "account_privacy": "all_users",
+        "account_privacy": user.account_privacy.unwrap_or(AccountPrivacy::AllUsers).as_str(),
         "profile_image": {
             "has_image": false,
             "image_url_full": image(500),

@@ -1,4 +1,5 @@
-//! `/login` and `/oauth2/authorize`: the browser-facing half of the stand-in (`openedx.md` §4, §5, §9).
+//! `/login` and `/oauth2/authorize`: the browser-facing half of the stand-in (`openedx_client::wire`:
+//! PKCE, scopes, errors).
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
 //! **openedx-standin**: a development stand-in for the Open edX LMS. A small axum server that
-//! speaks the LMS's wire format (as `shared/openedx.md` describes it) so that an app's tests can
+//! speaks the LMS's wire format (the facts `openedx_client::wire` traces to the LMS source) so
+//! that an app's tests can
 //! sign in, get tokens and call the user APIs without an LMS, and a developer can sign in to their
 //! app locally with the `openedx-standin` binary.
 //!
@@ -28,28 +29,55 @@
 //! # }
 //! ```
 //!
-//! What it reproduces (section numbers of `openedx.md`):
+//! What it reproduces (each fact is traced to the LMS source in the `openedx-client` crate's
+//! `openedx_client::wire` page):
 //! - `/oauth2/authorize` and `/oauth2/access_token` with and without the trailing slash; user
-//!   APIs without it only (§1, §6);
+//!   APIs without it only;
 //! - fatal authorize errors as a 400 page, the rest as `error=` redirects; the login redirect;
-//!   a consent page that is skipped for `--skip-authorization` apps and once approved (§9, §5);
-//! - single-use codes that expire after 60 s, PKCE checked when a challenge was sent (§2, §4);
+//!   a consent page that is skipped for `--skip-authorization` apps and once approved;
+//! - single-use codes that expire after 60 s, PKCE checked when a challenge was sent;
 //! - `token_type=jwt` in the body (or `X-Token-Type`) giving an HS256 JWT with the LMS's claims and
-//!   `"token_type": "JWT"`, `expires_in` 3600; otherwise an opaque `Bearer` token, 36000 (§2, §3);
+//!   `"token_type": "JWT"`, `expires_in` 3600; otherwise an opaque `Bearer` token, 36000;
 //! - `asymmetric_jwt` giving an RS512 JWT, verifiable with [`StandIn::public_jwks`];
-//! - the client-credentials and password grants, one grant per application as DOT registers it;
+//! - the client-credentials and password grants, one grant per application as DOT registers it
+//!   (client-credentials tokens get `user_id` when the application may have it and no scope was
+//!   asked; password-grant applications may be public or confidential);
 //! - `Authorization: JWT` for JWTs, `Bearer` for opaque tokens, and a JWT sent as `Bearer`
-//!   rejected with `token_nonexistent` (§6);
+//!   rejected with `token_nonexistent`; another learner's account shows what their privacy
+//!   setting shares (`all_users` by default), and the default profile images exist;
 //! - `grant_type=refresh_token` with rotation (the old refresh token dies with its use) and 90-day
 //!   refresh tokens; `/oauth2/revoke_token[/]` answering 200 whatever the token; `/logout` that
 //!   honours `redirect_url` only when it is part of the app's registered redirect URIs, and loads
 //!   every URL of its `IDA_LOGOUT_URI_LIST` ([`Settings::ida_logout_uri_list`]) in a hidden
-//!   iframe with `no_redirect=1` before moving on (§2, §8).
+//!   iframe with `no_redirect=1` before moving on.
 //!
 //! For failure tests it also plays faults on demand ([`StandIn::set_fault`]): a slow answer, a
 //! 5xx, HTML where JSON belongs. Every request is counted by endpoint ([`StandIn::calls`]) and
 //! written to a journal ([`StandIn::journal`]); token and API requests are kept whole
 //! ([`StandIn::token_requests`], [`StandIn::api_requests`]).
+//!
+//! # Steering it over HTTP: the admin API (not part of the LMS)
+//!
+//! Everything above can also be done from any language over HTTP, under `/_standin/`, a prefix
+//! the LMS does not have: add applications and learners, inject a fault or a delay on an endpoint,
+//! expire or revoke tokens, read the journal and the call counters. The handlers call the very
+//! methods of [`StandIn`] the builder uses. The routes, with JSON bodies:
+//!
+//! | request | does |
+//! | --- | --- |
+//! | `GET /_standin` | says what this is and lists the routes |
+//! | `POST /_standin/clients` `{"client_id", "client_secret"?, "grant_type"?, "redirect_uris"?, "skip_authorization"?, "scopes"?, "owner"?, "public"?}` | registers an application ([`StandIn::register_client`]); answers it, with the secret it got (random when not given) |
+//! | `POST /_standin/users` `{"username", "password"?, "email"?, "name"?, "is_staff"?, "account_privacy"?, "id"?}` | adds a learner ([`StandIn::add_user`]) |
+//! | `PUT /_standin/faults/{endpoint}` `{"delay_ms"}` or `{"status", "content_type"?, "body"?}` | plays a fault there ([`StandIn::set_fault`]) |
+//! | `DELETE /_standin/faults/{endpoint}` | clears it |
+//! | `PUT /_standin/jwt-lifetime` `{"seconds"}` | the lifetime of JWTs issued from now on ([`StandIn::set_jwt_lifetime`]) |
+//! | `POST /_standin/tokens/expire` | every opaque access token and refresh token expires now ([`StandIn::expire_tokens`]) |
+//! | `POST /_standin/tokens/revoke` | every refresh token is revoked ([`StandIn::revoke_refresh_tokens`]) |
+//! | `GET /_standin/journal` | the journal ([`StandIn::journal`]) |
+//! | `GET /_standin/calls` | the call counters by endpoint ([`StandIn::calls`]) |
+//! | `GET /_standin/jwks` | the public JWK set of the RS512 JWTs ([`StandIn::public_jwks`]); the LMS serves none, an operator copies it |
+//!
+//! Endpoint names are those of [`ENDPOINTS`]. Admin requests are neither counted nor journaled.
 //!
 //! # Layout
 //! - this file: [`StandIn`] and its [`Builder`], the registered [`RegisteredClient`]s and
@@ -58,11 +86,15 @@
 //!   `/logout`;
 //! - `token.rs`: `/oauth2/access_token` (every grant, JWT claims and signing) and
 //!   `/oauth2/revoke_token`;
+//! - `admin.rs`: the admin API under `/_standin/`;
 //! - `api.rs`: `/api/user/v1/me`, `/api/user/v1/accounts/{username}`,
 //!   `/api/enrollment/v1/enrollment`, with the LMS's two authentication schemes;
 //! - `main.rs`: the `openedx-standin` binary, which runs one on a port of your choice;
 //! - `templates/`: its pages; `src/dev_signing_key.pem`: its RS512 development key.
 
+#![warn(missing_docs)]
+
+mod admin;
 mod api;
 mod authorize;
 mod token;
@@ -117,9 +149,11 @@ pub const SESSION_COOKIE: &str = "lms_sessionid";
 /// A DOT application as `create_dot_application` registers it.
 #[derive(Clone, Debug)]
 pub struct RegisteredClient {
+    /// `--client-id`: what the application calls itself at the token endpoint.
     pub client_id: String,
     /// Empty for a public client (`--public`), which authenticates with its `client_id` alone.
     pub client_secret: String,
+    /// `--redirect-uris`: where codes may be sent; an authorize request must name one exactly.
     pub redirect_uris: Vec<String>,
     /// `--skip-authorization`: no consent page.
     pub skip_authorization: bool,
@@ -176,6 +210,7 @@ impl RegisteredClient {
         }
     }
 
+    /// A public client has no secret and authenticates with its `client_id` alone.
     pub fn is_public(&self) -> bool {
         self.client_secret.is_empty()
     }
@@ -184,8 +219,11 @@ impl RegisteredClient {
 /// DOT's `authorization_grant_type`, as `create_dot_application --grant-type` sets it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantType {
+    /// `authorization-code`: browsers sign in and consent; the app exchanges the code.
     AuthorizationCode,
+    /// `client-credentials`: the application asks for tokens of its own, acting as its owner.
     ClientCredentials,
+    /// `password`: the application sends a learner's username and password (the mobile apps).
     Password,
 }
 
@@ -198,25 +236,71 @@ impl GrantType {
             Self::Password => "password",
         }
     }
+
+    /// The grant named as `create_dot_application --grant-type` names it (`authorization-code`,
+    /// `client-credentials`, `password`), if it is one the stand-in plays.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "authorization-code" => Some(Self::AuthorizationCode),
+            "client-credentials" => Some(Self::ClientCredentials),
+            "password" => Some(Self::Password),
+            _ => None,
+        }
+    }
 }
 
 /// A learner account on the stand-in.
 #[derive(Clone, Debug)]
 pub struct LmsUser {
+    /// The numeric user id (`user_id` claim, `id` account field).
     pub id: i64,
+    /// The username (`preferred_username` claim, `/api/user/v1/me`).
     pub username: String,
+    /// The password the login page and the password grant accept; empty for service accounts,
+    /// who cannot log in.
     pub password: String,
+    /// The email address (login accepts it in place of the username).
     pub email: String,
+    /// The full name (`name` claim and account field).
     pub name: String,
+    /// The first name (`given_name` claim).
     pub first_name: String,
+    /// The last name (`family_name` claim).
     pub last_name: String,
+    /// An ISO 3166 country code, if the learner gave one.
     pub country: Option<String>,
+    /// The learner's "about me", if any.
     pub bio: Option<String>,
+    /// Language codes of `language_proficiencies`.
     pub languages: Vec<String>,
+    /// When the account was created, RFC 3339.
     pub date_joined: String,
+    /// Staff see every field of every account (`administrator` claim).
     pub is_staff: bool,
     /// Course ids the learner is enrolled in (audit mode).
     pub enrollments: Vec<String>,
+    /// The learner's `account_privacy` preference; `None` is the LMS's default visibility,
+    /// `all_users`.
+    pub account_privacy: Option<AccountPrivacy>,
+}
+
+/// Who sees what of an account (the `account_privacy` preference, `ACCOUNT_VISIBILITY_CONFIGURATION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountPrivacy {
+    /// `private`: others see only `account_privacy`, `profile_image` and `username`.
+    Private,
+    /// `all_users`: others also see the bulk-shareable fields (bio, country, languages...).
+    AllUsers,
+}
+
+impl AccountPrivacy {
+    /// The value of the `account_privacy` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Private => "private",
+            Self::AllUsers => "all_users",
+        }
+    }
 }
 
 impl LmsUser {
@@ -236,6 +320,20 @@ impl LmsUser {
             date_joined: "2024-01-15T10:00:00Z".into(),
             is_staff: false,
             enrollments: vec![DEMO_COURSE.into()],
+            account_privacy: None,
+        }
+    }
+
+    /// A learner called `username`, with the password `{username}-password`, an address at
+    /// `example.com`, the username as their name, no profile details and no enrollments.
+    pub fn named(username: &str) -> Self {
+        Self {
+            id: 8,
+            username: username.into(),
+            password: format!("{username}-password"),
+            email: format!("{username}@example.com"),
+            name: username.into(),
+            ..Self::service(username)
         }
     }
 
@@ -256,6 +354,7 @@ impl LmsUser {
             date_joined: "2024-01-01T00:00:00Z".into(),
             is_staff: false,
             enrollments: vec![],
+            account_privacy: None,
         }
     }
 }
@@ -309,10 +408,12 @@ pub struct RecordedTokenRequest {
     pub form: Vec<(String, String)>,
     /// `(client_id, client_secret)` from an HTTP Basic header, URL-decoded as DOT does.
     pub basic_auth: Option<(String, String)>,
+    /// The `X-Token-Type` header, which the LMS reads when the body has no `token_type`.
     pub x_token_type: Option<String>,
 }
 
 impl RecordedTokenRequest {
+    /// The first value of a form field.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.form
             .iter()
@@ -324,18 +425,22 @@ impl RecordedTokenRequest {
 /// An API request as it arrived: the path and the `Authorization` header.
 #[derive(Clone, Debug)]
 pub struct RecordedApiRequest {
+    /// The path, e.g. `/api/user/v1/me`.
     pub path: String,
+    /// The `Authorization` header as sent.
     pub authorization: Option<String>,
 }
 
 /// One request as the stand-in answered it, in the order they arrived: the journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalEntry {
+    /// The HTTP method.
     pub method: String,
     /// The path alone: a query string may carry codes and states.
     pub path: String,
     /// The name it counts under in [`StandIn::calls`], if it is an LMS endpoint.
     pub endpoint: Option<&'static str>,
+    /// The status it was answered with.
     pub status: u16,
 }
 
@@ -371,8 +476,11 @@ pub enum Fault {
     Delay(Duration),
     /// Answer this instead: a proxy's 502, an HTML error page, JSON missing its fields...
     Respond {
+        /// The HTTP status.
         status: u16,
+        /// The `Content-Type`.
         content_type: &'static str,
+        /// The body, as is.
         body: String,
     },
 }
@@ -380,8 +488,11 @@ pub enum Fault {
 /// Every token the stand-in handed out, so tests can look for them where they must not be.
 #[derive(Clone, Debug, Default)]
 pub struct IssuedSecrets {
+    /// Every access token (JWT or opaque) handed out.
     pub access_tokens: Vec<String>,
+    /// Every refresh token handed out.
     pub refresh_tokens: Vec<String>,
+    /// Every authorization code handed out.
     pub codes: Vec<String>,
 }
 
@@ -420,6 +531,61 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers an application, creating its owner as a service account if needed (the
+    /// operator runs `manage_user` before `create_dot_application`). The builder, the binary's
+    /// flags and the admin API all register through here.
+    fn register_client(&self, client: RegisteredClient) {
+        let mut inner = self.lock();
+        inner
+            .users
+            .entry(client.owner.clone())
+            .or_insert_with(|| LmsUser::service(&client.owner));
+        inner.clients.insert(client.client_id.clone(), client);
+    }
+
+    fn add_user(&self, user: LmsUser) {
+        self.lock().users.insert(user.username.clone(), user);
+    }
+
+    fn set_fault(&self, endpoint: &'static str, fault: Option<Fault>) {
+        let mut inner = self.lock();
+        match fault {
+            Some(f) => inner.faults.insert(endpoint, f),
+            None => inner.faults.remove(endpoint),
+        };
+    }
+
+    fn revoke_refresh_tokens(&self) -> usize {
+        let mut inner = self.lock();
+        let count = inner.refresh_tokens.len();
+        inner.refresh_tokens.clear();
+        count
+    }
+
+    fn expire_tokens(&self) -> usize {
+        let past = unix_now() - 1;
+        let mut inner = self.lock();
+        let mut count = 0;
+        for token in inner.opaque_tokens.values_mut() {
+            token.expires_at = past;
+            count += 1;
+        }
+        for token in inner.refresh_tokens.values_mut() {
+            token.expires_at = past;
+            count += 1;
+        }
+        count
+    }
+
+    fn set_jwt_lifetime(&self, lifetime: Duration) {
+        self.lock().jwt_lifetime = Some(lifetime);
+    }
+
+    /// An id no learner has yet.
+    fn next_user_id(&self) -> i64 {
+        self.lock().users.values().map(|u| u.id).max().unwrap_or(0) + 1
     }
 
     fn count(&self, endpoint: &'static str) {
@@ -572,16 +738,12 @@ impl StandIn {
     /// Registers an application, creating its owner as a service account if needed (the
     /// operator runs `manage_user` before `create_dot_application`).
     pub fn register_client(&self, client: RegisteredClient) {
-        let mut inner = self.shared.lock();
-        inner
-            .users
-            .entry(client.owner.clone())
-            .or_insert_with(|| LmsUser::service(&client.owner));
-        inner.clients.insert(client.client_id.clone(), client);
+        self.shared.register_client(client);
     }
 
+    /// Adds a learner who may log in, replacing one of the same username.
     pub fn add_user(&self, user: LmsUser) {
-        self.shared.lock().users.insert(user.username.clone(), user);
+        self.shared.add_user(user);
     }
 
     /// How many requests reached an endpoint: `login`, `authorize`, `token`, `revoke`, `logout`,
@@ -590,10 +752,12 @@ impl StandIn {
         self.shared.lock().calls.get(endpoint).copied().unwrap_or(0)
     }
 
+    /// Every token and revocation request so far, whole (secrets included: for tests).
     pub fn token_requests(&self) -> Vec<RecordedTokenRequest> {
         self.shared.lock().token_requests.clone()
     }
 
+    /// Every user or enrollment API request so far, with its `Authorization` header.
     pub fn api_requests(&self) -> Vec<RecordedApiRequest> {
         self.shared.lock().api_requests.clone()
     }
@@ -622,21 +786,26 @@ impl StandIn {
 
     /// Plays `fault` at `endpoint` (a name as in [`StandIn::calls`]) until cleared with `None`.
     pub fn set_fault(&self, endpoint: &'static str, fault: Option<Fault>) {
-        let mut inner = self.shared.lock();
-        match fault {
-            Some(f) => inner.faults.insert(endpoint, f),
-            None => inner.faults.remove(endpoint),
-        };
+        self.shared.set_fault(endpoint, fault);
     }
 
     /// The lifetime of JWTs issued from now on; `expires_in` follows it.
     pub fn set_jwt_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().jwt_lifetime = Some(lifetime);
+        self.shared.set_jwt_lifetime(lifetime);
     }
 
-    /// Revokes every refresh token, as an administrator or a 90-day expiry would.
-    pub fn revoke_refresh_tokens(&self) {
-        self.shared.lock().refresh_tokens.clear();
+    /// Revokes every refresh token, as an administrator or a 90-day expiry would; returns how
+    /// many there were.
+    pub fn revoke_refresh_tokens(&self) -> usize {
+        self.shared.revoke_refresh_tokens()
+    }
+
+    /// Makes every opaque access token and every refresh token expire now, as time passing would:
+    /// the API answers `token_expired`, a refresh `invalid_grant`. JWTs carry their own `exp` and
+    /// cannot be recalled; shorten their lifetime with [`set_jwt_lifetime`](Self::set_jwt_lifetime)
+    /// before they are issued. Returns how many tokens expired.
+    pub fn expire_tokens(&self) -> usize {
+        self.shared.expire_tokens()
     }
 
     /// The public JWK set that verifies the stand-in's RS512 JWTs (`asymmetric_jwt`), as an
@@ -699,6 +868,10 @@ fn router(shared: Shared) -> Router {
         .route("/api/enrollment/v1/enrollment", get(api::enrollments))
         .route("/api/user/v1/me", get(api::me))
         .route("/api/user/v1/accounts/{username}", get(api::account))
+        .route(
+            "/static/images/profiles/{file}",
+            get(api::default_profile_image),
+        )
         .fallback(|| async {
             page(
                 StatusCode::NOT_FOUND,
@@ -710,8 +883,24 @@ fn router(shared: Shared) -> Router {
             shared.clone(),
             count_and_play_faults,
         ))
+        // After the layer: admin requests are not the LMS's, so neither counted nor journaled.
+        .nest("/_standin", admin::router())
         .with_state(shared)
 }
+
+/// The names requests are counted under ([`StandIn::calls`]) and faults are set at
+/// ([`StandIn::set_fault`]), one for each LMS endpoint the stand-in serves.
+pub const ENDPOINTS: [&str; 9] = [
+    "login",
+    "logout",
+    "authorize",
+    "token",
+    "revoke",
+    "me",
+    "accounts",
+    "enrollment",
+    "heartbeat",
+];
 
 /// The endpoint name a path counts under.
 fn endpoint_of(path: &str) -> Option<&'static str> {
@@ -781,6 +970,12 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// A client secret for an application registered without one: random, so that no two runs share
+/// it.
+pub(crate) fn random_secret() -> String {
+    format!("dev-{}", random_token(32))
+}
+
 /// A random URL-safe string like DOT's generated codes and tokens.
 fn random_token(len: usize) -> String {
     use rand::{Rng, distributions::Alphanumeric};
@@ -802,3 +997,9 @@ struct MessagePage<'a> {
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
     (status, render(&MessagePage { title, message })).into_response()
 }
+
+/// The Rust examples of the crate's README, run with the doc tests (the README is packaged with
+/// the crate, so they run from the published crate too).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

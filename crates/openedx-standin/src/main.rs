@@ -1,52 +1,100 @@
-//! `openedx-standin`: runs the stand-in on a port of your choice with one registered application
-//! and the demo learner, and prints what an app needs to sign in against it, in `.env` form.
+//! `openedx-standin`: runs the stand-in on a port of your choice with the applications and
+//! learners the flags name, and prints what an app needs to sign in against it, in `.env` form.
+//! Client secrets never reach stdout (a container's stdout ends up in its logs) unless
+//! `--show-secrets` asks for them.
 //!
-//! The arguments are parsed by hand: six flags do not need an argument-parsing library.
+//! The arguments are parsed by hand: a dozen flags do not need an argument-parsing library.
 
-use std::{io::Write, net::SocketAddr, process::ExitCode, time::Duration};
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-use openedx_standin::{GrantType, LmsUser, RegisteredClient, Settings, StandIn};
+use openedx_standin::{AccountPrivacy, GrantType, LmsUser, RegisteredClient, Settings, StandIn};
 
 const USAGE: &str = "\
 usage: openedx-standin [options]
 
-Runs a development stand-in for the Open edX LMS (not a real LMS) with one registered
-application and the demo learner (learner / learner-password), until Ctrl-C.
+Runs a development stand-in for the Open edX LMS (not a real LMS) with the applications and
+learners below and the demo learner (learner / learner-password), until Ctrl-C.
 
 options:
   --bind ADDR             where to listen (default 127.0.0.1:8090)
+  --host NAME             the host name in LMS_URL and the JWT issuer (default: the bound
+                          address; use it with --bind 0.0.0.0:8090, e.g. --host localhost)
+  --client SPEC           an application; repeat for more. SPEC is ID followed by
+                          comma-separated options: grant=authorization-code (default),
+                          grant=client-credentials or grant=password; redirect=URI (repeat;
+                          authorization-code needs one); skip-consent; public (no secret);
+                          scopes=user_id+grades:read; owner=USERNAME. E.g.
+                          --client web,redirect=http://127.0.0.1:3000/callback,skip-consent
+  --user SPEC             a learner; repeat for more. SPEC is USERNAME followed by
+                          comma-separated options: email=ADDRESS, name=NAME (no commas),
+                          staff, private. The password is USERNAME-password.
+  --show-secrets          print generated client secrets (they go to a file otherwise)
+
+  The single application of earlier versions, still supported (used when any is given,
+  or when no --client is):
   --client-id ID          the application's client id (default my-app)
   --grant-type GRANT      authorization-code (default), client-credentials or password
                           (password: a public client, without a secret)
   --redirect-uri URI      a redirect URI of the application; repeat for more
                           (authorization-code needs at least one)
   --skip-authorization    no consent page
+
   --logout-uri URI        a front-channel logout URL the LMS logout loads in an iframe
                           (IDA_LOGOUT_URI_LIST); repeat for more
   --jwt-lifetime SECS     how long JWTs live (default 3600)
 
-The client secret is OPENEDX_STANDIN_CLIENT_SECRET if set, else a random one; it is printed,
-never taken from the command line.";
+environment:
+  OPENEDX_STANDIN_CLIENT_SECRET        the secret of the --client-id application
+  OPENEDX_STANDIN_CLIENT_SECRET_<ID>   the secret of --client ID (ID upper-cased, other
+                                       characters than letters and digits as _)
+  A confidential application without its variable gets a random secret, written to a file
+  only you can read, whose path is printed. Secrets are never taken from the command line.
+
+The admin API under /_standin/ (not part of the LMS) adds applications and learners, injects
+faults and delays, expires or revokes tokens and reads the journal: see GET /_standin.";
+
+/// An application named by `--client` or by the single-application flags, with the variable
+/// its secret comes from.
+struct ClientOption {
+    client: RegisteredClient,
+    secret_variable: String,
+}
 
 struct Options {
     bind: SocketAddr,
+    host: Option<String>,
+    clients: Vec<ClientOption>,
+    users: Vec<LmsUser>,
+    show_secrets: bool,
+    logout_uris: Vec<String>,
+    jwt_lifetime: Duration,
+}
+
+/// The single application of the original flags.
+struct Legacy {
+    given: bool,
     client_id: String,
     grant_type: GrantType,
     redirect_uris: Vec<String>,
     skip_authorization: bool,
-    logout_uris: Vec<String>,
-    jwt_lifetime: Duration,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut options = Options {
         bind: SocketAddr::from(([127, 0, 0, 1], 8090)),
+        host: None,
+        clients: Vec::new(),
+        users: Vec::new(),
+        show_secrets: false,
+        logout_uris: Vec::new(),
+        jwt_lifetime: Duration::from_secs(3600),
+    };
+    let mut legacy = Legacy {
+        given: false,
         client_id: "my-app".into(),
         grant_type: GrantType::AuthorizationCode,
         redirect_uris: Vec::new(),
         skip_authorization: false,
-        logout_uris: Vec::new(),
-        jwt_lifetime: Duration::from_secs(3600),
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -58,22 +106,40 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
                     .parse()
                     .map_err(|_| format!("--bind: {v:?} is not an address:port"))?;
             }
-            "--client-id" => options.client_id = value()?,
-            "--grant-type" => {
-                options.grant_type = match value()?.as_str() {
-                    "authorization-code" => GrantType::AuthorizationCode,
-                    "client-credentials" => GrantType::ClientCredentials,
-                    "password" => GrantType::Password,
-                    other => {
-                        return Err(format!(
-                            "--grant-type: {other:?} is not authorization-code, \
-                             client-credentials or password"
-                        ));
-                    }
+            "--host" => {
+                let v = value()?;
+                if v.is_empty() || v.contains(['/', ':', ' ', '@']) {
+                    return Err(format!(
+                        "--host: {v:?} is not a host name (no scheme, port or path)"
+                    ));
                 }
+                options.host = Some(v);
             }
-            "--redirect-uri" => options.redirect_uris.push(value()?),
-            "--skip-authorization" => options.skip_authorization = true,
+            "--client" => options.clients.push(client_spec(&value()?)?),
+            "--user" => options.users.push(user_spec(&value()?)?),
+            "--show-secrets" => options.show_secrets = true,
+            "--client-id" => {
+                legacy.given = true;
+                legacy.client_id = value()?;
+            }
+            "--grant-type" => {
+                legacy.given = true;
+                let v = value()?;
+                legacy.grant_type = GrantType::from_name(&v).ok_or_else(|| {
+                    format!(
+                        "--grant-type: {v:?} is not authorization-code, client-credentials or \
+                         password"
+                    )
+                })?;
+            }
+            "--redirect-uri" => {
+                legacy.given = true;
+                legacy.redirect_uris.push(value()?);
+            }
+            "--skip-authorization" => {
+                legacy.given = true;
+                legacy.skip_authorization = true;
+            }
             "--logout-uri" => options.logout_uris.push(value()?),
             "--jwt-lifetime" => {
                 let v = value()?;
@@ -85,14 +151,125 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
             other => return Err(format!("{other}: unknown option (see --help)")),
         }
     }
-    if options.grant_type == GrantType::AuthorizationCode && options.redirect_uris.is_empty() {
-        return Err(
-            "an authorization-code application needs --redirect-uri URI, the address \
-                    your app receives the code at"
-                .into(),
+    if legacy.given || options.clients.is_empty() {
+        if legacy.grant_type == GrantType::AuthorizationCode && legacy.redirect_uris.is_empty() {
+            return Err(
+                "an authorization-code application needs --redirect-uri URI, the address \
+                 your app receives the code at"
+                    .into(),
+            );
+        }
+        // The password grant of this flag has always meant a public client, as the mobile apps.
+        let secret = if legacy.grant_type == GrantType::Password {
+            ""
+        } else {
+            "to be set"
+        };
+        let client = RegisteredClient {
+            grant_type: legacy.grant_type,
+            skip_authorization: legacy.skip_authorization,
+            owner: format!("{}-service", legacy.client_id),
+            ..RegisteredClient::authorization_code(&legacy.client_id, secret, legacy.redirect_uris)
+        };
+        options.clients.insert(
+            0,
+            ClientOption {
+                client,
+                secret_variable: "OPENEDX_STANDIN_CLIENT_SECRET".into(),
+            },
         );
     }
     Ok(Some(options))
+}
+
+/// The variable `--client ID` takes its secret from.
+fn secret_variable(client_id: &str) -> String {
+    let suffix: String = client_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("OPENEDX_STANDIN_CLIENT_SECRET_{suffix}")
+}
+
+/// `--client ID,grant=...,redirect=...,skip-consent,public,scopes=a+b,owner=NAME`.
+fn client_spec(spec: &str) -> Result<ClientOption, String> {
+    let mut parts = spec.split(',');
+    let id = parts.next().unwrap_or_default().trim();
+    if id.is_empty() || id.contains('=') {
+        return Err(format!(
+            "--client {spec:?}: start with the client id, e.g. --client my-app,redirect=URI"
+        ));
+    }
+    let mut client = RegisteredClient {
+        owner: format!("{id}-service"),
+        ..RegisteredClient::authorization_code(id, "to be set", Vec::new())
+    };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("grant", v)) => {
+                client.grant_type = GrantType::from_name(v).ok_or_else(|| {
+                    format!(
+                        "--client {id}: grant={v} is not authorization-code, \
+                         client-credentials or password"
+                    )
+                })?;
+            }
+            Some(("redirect", v)) => client.redirect_uris.push(v.to_owned()),
+            Some(("scopes", v)) => {
+                client.scopes = v.split('+').map(str::to_owned).collect();
+            }
+            Some(("owner", v)) => client.owner = v.to_owned(),
+            None if part == "skip-consent" => client.skip_authorization = true,
+            None if part == "public" => client.client_secret = String::new(),
+            _ => {
+                return Err(format!(
+                    "--client {id}: {part:?} is not grant=, redirect=, scopes=, owner=, \
+                     skip-consent or public"
+                ));
+            }
+        }
+    }
+    if client.grant_type == GrantType::AuthorizationCode && client.redirect_uris.is_empty() {
+        return Err(format!(
+            "--client {id}: an authorization-code application needs redirect=URI"
+        ));
+    }
+    Ok(ClientOption {
+        secret_variable: secret_variable(id),
+        client,
+    })
+}
+
+/// `--user USERNAME,email=...,name=...,staff,private`.
+fn user_spec(spec: &str) -> Result<LmsUser, String> {
+    let mut parts = spec.split(',');
+    let username = parts.next().unwrap_or_default().trim();
+    if username.is_empty() || username.contains('=') {
+        return Err(format!(
+            "--user {spec:?}: start with the username, e.g. --user grace,staff"
+        ));
+    }
+    let mut user = LmsUser::named(username);
+    for part in parts {
+        match part.split_once('=') {
+            Some(("email", v)) => user.email = v.to_owned(),
+            Some(("name", v)) => user.name = v.to_owned(),
+            None if part == "staff" => user.is_staff = true,
+            None if part == "private" => user.account_privacy = Some(AccountPrivacy::Private),
+            _ => {
+                return Err(format!(
+                    "--user {username}: {part:?} is not email=, name=, staff or private"
+                ));
+            }
+        }
+    }
+    Ok(user)
 }
 
 #[tokio::main]
@@ -106,77 +283,174 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Where a client's secret can be found, for the printout.
+enum SecretSource {
+    None,
+    Variable(String),
+    File(PathBuf),
+    Shown,
+}
+
 async fn run() -> Result<(), String> {
     let Some(options) = parse(std::env::args().skip(1))? else {
         println!("{USAGE}");
         return Ok(());
     };
-    let secret = match options.grant_type {
-        GrantType::Password => String::new(),
-        _ => std::env::var("OPENEDX_STANDIN_CLIENT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("dev-{:032x}", rand::random::<u128>())),
-    };
-    let client = RegisteredClient {
-        grant_type: options.grant_type,
-        skip_authorization: options.skip_authorization,
-        owner: format!("{}-service", options.client_id),
-        ..RegisteredClient::authorization_code(&options.client_id, &secret, options.redirect_uris)
-    };
     let settings = Settings {
         jwt_lifetime: options.jwt_lifetime,
-        ida_logout_uri_list: options.logout_uris,
+        ida_logout_uri_list: options.logout_uris.clone(),
+        host: options.host.clone(),
         ..Settings::default()
     };
     let learner = LmsUser::demo_learner();
-    let lms = StandIn::builder()
+    let mut builder = StandIn::builder()
         .bind(options.bind)
         .settings(settings.clone())
-        .user(learner.clone())
-        .client(client.clone())
+        .user(learner.clone());
+    for user in &options.users {
+        builder = builder.user(user.clone());
+    }
+    // Secrets are chosen before the port is known; the files that hold generated ones are
+    // written once it is.
+    let mut generated = Vec::new();
+    let mut sources = Vec::new();
+    let mut clients = Vec::new();
+    for ClientOption {
+        mut client,
+        secret_variable,
+    } in options.clients
+    {
+        let source = if client.is_public() {
+            SecretSource::None
+        } else if let Some(secret) = std::env::var(&secret_variable)
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
+            client.client_secret = secret;
+            SecretSource::Variable(secret_variable)
+        } else {
+            client.client_secret = format!("dev-{:032x}", rand::random::<u128>());
+            generated.push(clients.len());
+            SecretSource::Shown
+        };
+        sources.push(source);
+        builder = builder.client(client.clone());
+        clients.push(client);
+    }
+    let lms = builder
         .start()
         .await
         .map_err(|e| format!("--bind: cannot listen on {}: {e}", options.bind))?;
+    if !options.show_secrets {
+        let dir = std::env::temp_dir().join(format!("openedx-standin-{}", lms.addr().port()));
+        for &i in &generated {
+            let path = write_secret(&dir, &clients[i])?;
+            sources[i] = SecretSource::File(path);
+        }
+    }
 
     let url = lms.url();
-    println!("openedx-standin: a development stand-in for the Open edX LMS, not a real LMS.");
-    println!();
-    println!("LMS_URL={url}");
-    println!("LMS_CLIENT_ID={}", client.client_id);
-    if !client.is_public() {
-        println!("LMS_CLIENT_SECRET={secret}");
-    }
-    println!();
-    let grant = match client.grant_type {
-        GrantType::AuthorizationCode => format!(
-            "authorization-code, redirect URIs {}",
-            client.redirect_uris.join(" ")
-        ),
-        GrantType::ClientCredentials => {
-            format!("client-credentials, tokens act as {}", client.owner)
+    let mut out = String::new();
+    out.push_str(
+        "openedx-standin: a development stand-in for the Open edX LMS, not a real LMS.\n\n",
+    );
+    out.push_str(&format!("LMS_URL={url}\n"));
+    for (n, (client, source)) in clients.iter().zip(&sources).enumerate() {
+        // The first application in .env form; the others as comments, to copy from.
+        let prefix = if n == 0 { "" } else { "# " };
+        if n > 0 {
+            out.push_str("#\n");
         }
-        GrantType::Password => "password, a public client (no secret)".into(),
-    };
-    println!("  application     {grant}");
-    println!(
-        "  sign in as      {} / {}",
+        out.push_str(&format!("{prefix}LMS_CLIENT_ID={}\n", client.client_id));
+        match source {
+            SecretSource::None => {}
+            SecretSource::Shown => out.push_str(&format!(
+                "{prefix}LMS_CLIENT_SECRET={}\n",
+                client.client_secret
+            )),
+            SecretSource::Variable(variable) => {
+                out.push_str(&format!("# LMS_CLIENT_SECRET: the value of {variable}\n"))
+            }
+            SecretSource::File(path) => out.push_str(&format!(
+                "# LMS_CLIENT_SECRET: random, in {} (or run with --show-secrets)\n",
+                path.display()
+            )),
+        }
+        let grant = match client.grant_type {
+            GrantType::AuthorizationCode => format!(
+                "authorization-code, redirect URIs {}",
+                client.redirect_uris.join(" ")
+            ),
+            GrantType::ClientCredentials => {
+                format!("client-credentials, tokens act as {}", client.owner)
+            }
+            GrantType::Password => "password".into(),
+        };
+        let kind = if client.is_public() {
+            "public (no secret)"
+        } else {
+            "confidential"
+        };
+        out.push_str(&format!("#   {grant}; {kind}\n"));
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "  sign in as      {} / {}\n",
         learner.username, learner.password
-    );
-    println!(
-        "  JWTs            HS256 with JWT secret {:?}, aud {:?}, iss \"{}oauth2\"",
+    ));
+    for user in &options.users {
+        out.push_str(&format!(
+            "                  {} / {}\n",
+            user.username, user.password
+        ));
+    }
+    out.push_str(&format!(
+        "  JWTs            HS256 with JWT secret {:?}, aud {:?}, iss \"{}oauth2\"\n",
         settings.jwt_secret, settings.jwt_audience, url
-    );
-    println!("  log out at      {url}logout");
-    println!("  Stop with Ctrl-C.");
+    ));
+    out.push_str(&format!("  log out at      {url}logout\n"));
+    out.push_str(&format!(
+        "  admin API       {url}_standin (not part of the LMS)\n"
+    ));
+    out.push_str("  Stop with Ctrl-C.\n");
     // Not `?`: a closed stdout must not stop the server it describes.
-    let _ = std::io::stdout().flush();
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
 
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
     drop(lms);
     Ok(())
+}
+
+/// Writes a generated secret to `dir/<client id>.secret`, readable by this user only.
+fn write_secret(dir: &std::path::Path, client: &RegisteredClient) -> Result<PathBuf, String> {
+    let problem = |what: &str, e: std::io::Error| format!("cannot {what}: {e}");
+    std::fs::create_dir_all(dir).map_err(|e| problem(&format!("create {}", dir.display()), e))?;
+    let name: String = client
+        .client_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}.secret"));
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut file = open
+        .open(&path)
+        .map_err(|e| problem(&format!("write {}", path.display()), e))?;
+    writeln!(file, "{}", client.client_secret)
+        .map_err(|e| problem(&format!("write {}", path.display()), e))?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -197,7 +471,7 @@ mod tests {
         let options = parse(args(&["--redirect-uri", "http://127.0.0.1:3000/cb"]))
             .ok()
             .flatten()
-            .map(|o| o.redirect_uris);
+            .map(|o| o.clients[0].client.redirect_uris.clone());
         assert_eq!(options, Some(vec!["http://127.0.0.1:3000/cb".to_owned()]));
     }
 
@@ -213,13 +487,65 @@ mod tests {
         ]))
         .ok()
         .flatten();
-        assert!(
-            options.is_some_and(|o| o.grant_type == GrantType::ClientCredentials
-                && o.jwt_lifetime == Duration::from_secs(30)
-                && o.bind.port() == 0)
-        );
+        assert!(options.is_some_and(|o| o.clients[0].client.grant_type
+            == GrantType::ClientCredentials
+            && o.jwt_lifetime == Duration::from_secs(30)
+            && o.bind.port() == 0));
         assert!(parse(args(&["--bind"])).is_err());
         assert!(parse(args(&["--grant-type", "implicit"])).is_err());
         assert!(matches!(parse(args(&["--help"])), Ok(None)));
+    }
+
+    #[test]
+    fn clients_and_users_repeat_and_the_single_application_flags_still_count() {
+        let options = parse(args(&[
+            "--client",
+            "web,redirect=http://127.0.0.1:3000/cb,skip-consent,scopes=user_id+grades:read",
+            "--client",
+            "reports,grant=client-credentials",
+            "--client",
+            "mobile,grant=password,public",
+            "--user",
+            "grace,staff,email=grace@example.org",
+            "--host",
+            "localhost",
+        ]))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("parses"));
+        let ids: Vec<&str> = options
+            .clients
+            .iter()
+            .map(|c| c.client.client_id.as_str())
+            .collect();
+        assert_eq!(ids, ["web", "reports", "mobile"]);
+        assert!(options.clients[0].client.skip_authorization);
+        assert_eq!(options.clients[0].client.scopes, ["user_id", "grades:read"]);
+        assert!(options.clients[2].client.is_public());
+        assert_eq!(
+            options.clients[1].secret_variable,
+            "OPENEDX_STANDIN_CLIENT_SECRET_REPORTS"
+        );
+        assert!(options.users[0].is_staff && options.users[0].email == "grace@example.org");
+        assert_eq!(options.host.as_deref(), Some("localhost"));
+
+        let both = parse(args(&[
+            "--client-id",
+            "old",
+            "--redirect-uri",
+            "http://x/cb",
+            "--client",
+            "new,grant=client-credentials",
+        ]))
+        .ok()
+        .flatten()
+        .map(|o| o.clients.len());
+        assert_eq!(both, Some(2));
+        assert!(
+            parse(args(&["--client", "web"])).is_err(),
+            "no redirect URI"
+        );
+        assert!(parse(args(&["--client", "web,grant=implicit"])).is_err());
+        assert!(parse(args(&["--host", "http://x"])).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! `POST /oauth2/access_token[/]`, the token endpoint, and `POST /oauth2/revoke_token[/]`
-//! (`openedx.md` §2, §3, §8, §9).
+//! (`openedx_client::wire`: the token endpoint, the JWT, revocation, errors).
 
 use axum::{
     Json,
@@ -84,18 +84,29 @@ fn no_store() -> [(header::HeaderName, &'static str); 2] {
     ]
 }
 
+/// The grant a token request asks for: oauthlib picks its handler by `grant_type` before it
+/// authenticates the client, so an unknown grant is `unsupported_grant_type` whoever asks.
+enum Requested {
+    Grant(GrantType),
+    Refresh,
+}
+
 pub async fn access_token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let request = record(&s, &headers, &body);
+    let requested = match request.field("grant_type") {
+        Some("authorization_code") => Requested::Grant(GrantType::AuthorizationCode),
+        Some("client_credentials") => Requested::Grant(GrantType::ClientCredentials),
+        Some("password") => Requested::Grant(GrantType::Password),
+        Some("refresh_token") => Requested::Refresh,
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+    };
     let Some(client) = authenticate(&s, &request) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
     };
-    let grant = match request.field("grant_type") {
-        Some("authorization_code") => GrantType::AuthorizationCode,
-        Some("client_credentials") => GrantType::ClientCredentials,
-        Some("password") => GrantType::Password,
+    let grant = match requested {
+        Requested::Grant(grant) => grant,
         // A refresh continues whatever grant issued the refresh token.
-        Some("refresh_token") => return refresh(&s, &client, &request),
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+        Requested::Refresh => return refresh(&s, &client, &request),
     };
     if grant != client.grant_type {
         return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", None);
@@ -246,9 +257,14 @@ fn client_credentials(
     let Some(owner) = s.lock().users.get(&client.owner).cloned() else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
     };
-    let Some(scopes) = requested_scopes(client, request) else {
+    let Some(mut scopes) = requested_scopes(client, request) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", None);
     };
+    // EdxOAuth2Validator.get_default_scopes: a client-credentials request that names no scope
+    // gets `user_id` too when the application may have it.
+    if request.field("scope").is_none() && client.scopes.iter().any(|s| s == "user_id") {
+        scopes.push("user_id".into());
+    }
     let issued = Issued {
         grant_type: GrantType::ClientCredentials,
         scopes,
@@ -257,12 +273,10 @@ fn client_credentials(
     issue(s, client, &owner, issued, request)
 }
 
-/// `grant_type=password`: only for public clients here (as the LMS's mobile apps are
-/// registered); the user may give their username or their email, as the LMS allows.
+/// `grant_type=password`, for public clients (as the LMS's mobile apps are registered) and
+/// confidential ones alike (DOT authenticates the latter with their secret first); the user may
+/// give their username or their email, as the LMS allows.
 fn password(s: &Shared, client: &RegisteredClient, request: &RecordedTokenRequest) -> Response {
-    if !client.is_public() {
-        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", None);
-    }
     let (Some(username), Some(password)) = (request.field("username"), request.field("password"))
     else {
         return oauth_error(
@@ -287,7 +301,7 @@ fn password(s: &Shared, client: &RegisteredClient, request: &RecordedTokenReques
     let Some(mut scopes) = requested_scopes(client, request) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", None);
     };
-    // The LMS appends user_id to password-grant JWTs (openedx.md §2).
+    // The LMS appends user_id to password-grant tokens (ADR 0015).
     if !scopes.iter().any(|s| s == "user_id") {
         scopes.push("user_id".into());
     }
@@ -372,7 +386,7 @@ fn issue(
         scopes,
         refresh,
     } = issued;
-    // Any non-empty value, even "false", selects asymmetric signing (openedx.md §2).
+    // Any non-empty value, even "false", selects asymmetric signing (`openedx_client::wire`).
     let asymmetric = request
         .field("asymmetric_jwt")
         .is_some_and(|v| !v.is_empty());

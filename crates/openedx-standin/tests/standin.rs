@@ -1,5 +1,6 @@
-//! The LMS stand-in's wire format, pinned against `../shared/openedx.md`: the app's tests are only
-//! as good as the LMS they run against, so the stand-in must refuse what the real LMS refuses.
+//! The LMS stand-in's wire format, pinned against the facts `openedx_client::wire` traces to the
+//! LMS source: the app's tests are only as good as the LMS they run against, so the stand-in must
+//! refuse what the real LMS refuses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};

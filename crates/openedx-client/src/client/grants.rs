@@ -18,11 +18,14 @@ use crate::{
 /// `token_type_hint` for revocation (RFC 7009).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenHint {
+    /// `access_token`: an opaque access token (a JWT cannot be revoked).
     AccessToken,
+    /// `refresh_token`: revoking it also deletes the access token issued with it.
     RefreshToken,
 }
 
 impl TokenHint {
+    /// The value sent as `token_type_hint`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessToken => "access_token",
@@ -59,16 +62,16 @@ impl LmsClient {
     ///
     /// ```
     /// use openedx_client::{ClientConfig, LmsClient};
-    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// use openedx_standin::{LmsUser, RegisteredClient, StandIn};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let lms = StandIn::builder()
-    /// #     .user(LmsUser::demo_learner())
-    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
-    /// #     .client(RegisteredClient::public_password("mobile"))
-    /// #     .start()
-    /// #     .await?;
-    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let lms = StandIn::builder()
+    ///     .user(LmsUser::demo_learner())
+    ///     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    ///     .client(RegisteredClient::public_password("mobile"))
+    ///     .start()
+    ///     .await?;
+    /// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
     /// let token = client.client_credentials().await?;
     /// assert_eq!(token.authorization(), format!("JWT {}", token.access_token.expose()));
     /// assert!(token.refresh_token.is_none());
@@ -85,16 +88,16 @@ impl LmsClient {
     ///
     /// ```
     /// use openedx_client::{ClientConfig, LmsClient, LmsError, Secret, TokenHint};
-    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// use openedx_standin::{LmsUser, RegisteredClient, StandIn};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let lms = StandIn::builder()
-    /// #     .user(LmsUser::demo_learner())
-    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
-    /// #     .client(RegisteredClient::public_password("mobile"))
-    /// #     .start()
-    /// #     .await?;
-    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let lms = StandIn::builder()
+    ///     .user(LmsUser::demo_learner())
+    ///     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    ///     .client(RegisteredClient::public_password("mobile"))
+    ///     .start()
+    ///     .await?;
+    /// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
     /// let password = Secret::new("learner-password"); // from a prompt, never an argument
     /// let token = client.password("mobile", "learner", &password).await?;
     /// let refresh = token.refresh_token.clone().ok_or("no refresh token")?;
@@ -164,16 +167,16 @@ impl LmsClient {
     ///
     /// ```
     /// use openedx_client::{ClientConfig, LmsClient, LmsError, Secret};
-    /// # use openedx_standin::{LmsUser, RegisteredClient, StandIn};
+    /// use openedx_standin::{LmsUser, RegisteredClient, StandIn};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let lms = StandIn::builder()
-    /// #     .user(LmsUser::demo_learner())
-    /// #     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
-    /// #     .client(RegisteredClient::public_password("mobile"))
-    /// #     .start()
-    /// #     .await?;
-    /// # let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
+    /// let lms = StandIn::builder()
+    ///     .user(LmsUser::demo_learner())
+    ///     .client(RegisteredClient::client_credentials("reports", "reports-secret", "reports-service"))
+    ///     .client(RegisteredClient::public_password("mobile"))
+    ///     .start()
+    ///     .await?;
+    /// let client = LmsClient::new(ClientConfig::new(lms.url().as_str(), "reports", "reports-secret")?)?;
     /// let token = client.password("mobile", "learner", &Secret::new("learner-password")).await?;
     /// let enrollments = client.api_get("/api/enrollment/v1/enrollment", &token).await?;
     /// assert_eq!(enrollments[0]["user"], "learner");

@@ -1,12 +1,9 @@
-//! The command line: the web app (`serve`, `demo`), a container health check, and the Open edX
-//! token recipes and API calls on the same client the app uses. Settings come from the same
-//! environment and `.env` as the app; `--json` makes output machine-readable; an error is one line
-//! on stderr and a non-zero exit.
-
 //! `openedx`: the Open edX token recipes and API calls from a shell, on the same client an app
 //! uses. Settings come from the environment and `.env` (`LMS_URL`, `LMS_CLIENT_ID`,
-//! `LMS_CLIENT_SECRET`, `LMS_PUBLIC_CLIENT_ID`, `LMS_JWT_*`...); `--json` makes output
-//! machine-readable; an error is one line on stderr and a non-zero exit.
+//! `LMS_CLIENT_SECRET`, `LMS_PUBLIC_CLIENT_ID`, `LMS_JWT_*`...), and each command reads only the
+//! ones it needs (`token inspect` none: it is offline). `--json` makes output, and errors,
+//! machine-readable; an error is one line on stderr and an exit code that says what kind it is
+//! ([`Failure`]).
 
 use std::{
     collections::HashMap,
@@ -17,20 +14,46 @@ use std::{
 
 use clap::{Parser, Subcommand, ValueEnum};
 use openedx_client::{
-    ClientConfig, ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient, Secret,
-    Token, TokenHint, check_api_path, unix_now,
+    ClientConfig, ClientCredentialsAuthorizer, Expected, Jwt, JwtError, JwtKey, LmsClient,
+    LmsError, Secret, Token, TokenHint, check_api_path, unix_now,
 };
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
+
+/// What `--help` says after the options: where settings come from, and what exit codes mean.
+const AFTER_HELP: &str = "\
+Environment (or a .env file in the current directory); each command reads only what it needs:
+  LMS_URL               the LMS root as browsers reach it, e.g. http://local.openedx.io
+  LMS_INTERNAL_URL      the LMS root for server-to-server calls (default: LMS_URL)
+  LMS_CLIENT_ID         the confidential application (client-credentials, refresh, revoke, api)
+  LMS_CLIENT_SECRET     its secret (never an argument)
+  LMS_PUBLIC_CLIENT_ID  the public application of the password grant (or --client-id); without
+                        LMS_CLIENT_SECRET, LMS_CLIENT_ID is taken for a public client
+  LMS_SCOPES, LMS_TOKEN_TYPE, LMS_CLIENT_AUTH, LMS_TIMEOUT_SECS
+                        what to ask for, and how (see the crate's README)
+  LMS_JWT_SECRET        token inspect: the HS256 key (JWT_SECRET_KEY)
+  LMS_JWT_JWKS          token inspect: the RS512 public JWK set, inline or a file's path
+  LMS_JWT_ISSUER, LMS_JWT_AUDIENCE
+                        token inspect: the expected iss and aud
+  RUST_LOG              log filter for stderr (default: warn)
+
+Exit codes:
+  0  done
+  1  anything else (stdin or stdout unusable...)
+  2  usage: a wrong argument or setting
+  3  the LMS refused (an OAuth error such as invalid_client, or an API's 401/403)
+  4  the LMS could not be reached, did not answer in time, or answered unusably
+  5  token inspect: the JWT is not valid (signature, expiry, issuer, audience)";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "openedx",
     version,
-    about = "The Open edX LMS token recipes and API calls"
+    about = "The Open edX LMS token recipes and API calls",
+    after_help = AFTER_HELP
 )]
 struct Cli {
-    /// Print JSON instead of text (for scripts).
+    /// Print JSON instead of text (for scripts), errors included.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -51,43 +74,163 @@ enum Command {
     },
 }
 
+/// Why a command failed, by kind: each kind has its exit code, documented in `--help`.
+#[derive(Debug)]
+struct Failure {
+    kind: Kind,
+    message: String,
+    /// What to try, when the failure has a likely cause.
+    hint: Option<String>,
+    /// The LMS's OAuth error code, for scripts that branch on it.
+    oauth_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Other,
+    Usage,
+    Refused,
+    Unreachable,
+    Invalid,
+}
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Self::Other => 1,
+            Self::Usage => 2,
+            Self::Refused => 3,
+            Self::Unreachable => 4,
+            Self::Invalid => 5,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Other => "other",
+            Self::Usage => "usage",
+            Self::Refused => "refused",
+            Self::Unreachable => "unreachable",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+impl Failure {
+    fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+            oauth_error: None,
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message)
+    }
+
+    fn other(message: impl Into<String>) -> Self {
+        Self::new(Kind::Other, message)
+    }
+
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An LMS error, by what happened, with a hint when `invalid_client` has a likely cause.
+    fn lms(error: LmsError, invalid_client_hint: &str) -> Self {
+        let kind = match &error {
+            LmsError::OAuth { .. } | LmsError::Rejected { .. } => Kind::Refused,
+            LmsError::NotAnLmsPath { .. } => Kind::Usage,
+            LmsError::Unreachable { .. }
+            | LmsError::Timeout { .. }
+            | LmsError::Interrupted { .. }
+            | LmsError::Status { .. }
+            | LmsError::Garbage { .. } => Kind::Unreachable,
+        };
+        let mut failure = Self::new(kind, error.to_string());
+        if let LmsError::OAuth { error, .. } = &error {
+            if error == "invalid_client" {
+                failure.hint = Some(invalid_client_hint.to_owned());
+            }
+            failure.oauth_error = Some(error.clone());
+        }
+        if let LmsError::Unreachable { .. } = &error {
+            failure.hint = Some("is LMS_URL (or LMS_INTERNAL_URL) right, and the LMS up?".into());
+        }
+        failure
+    }
+}
+
+impl From<JwtError> for Failure {
+    fn from(error: JwtError) -> Self {
+        Self::new(Kind::Invalid, error.to_string())
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match load_dotenv().and_then(|()| init_logging()) {
-        Err(message) => Err(message),
-        Ok(()) => run(cli.command, cli.json).await,
+    // Parsed by hand so that `--json` also shapes usage errors.
+    let json = std::env::args().any(|a| a == "--json");
+    let result = match Cli::try_parse() {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: printed to stdout, a success.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => Err(Failure::usage(e.to_string().trim_end().to_owned())),
+        Ok(cli) => match load_dotenv().and_then(|()| init_logging()) {
+            Err(failure) => Err(failure),
+            Ok(()) => run(cli.command, cli.json).await,
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(failure) => {
+            let line = if json {
+                json!({ "error": {
+                    "kind": failure.kind.name(),
+                    "exit_code": failure.kind.code(),
+                    "message": failure.message,
+                    "oauth_error": failure.oauth_error,
+                    "hint": failure.hint,
+                }})
+                .to_string()
+            } else {
+                match &failure.hint {
+                    Some(hint) => format!("openedx: {}\nhint: {hint}", failure.message),
+                    None => format!("openedx: {}", failure.message),
+                }
+            };
             // Not eprintln!, which panics when stderr is a closed pipe: the exit code still tells.
-            let _ = writeln!(std::io::stderr(), "openedx: {message}");
-            ExitCode::FAILURE
+            let _ = writeln!(std::io::stderr(), "{line}");
+            ExitCode::from(failure.kind.code())
         }
     }
 }
 
 /// `.env` first, so that `RUST_LOG` in it applies to logging too. A missing `.env` is normal; a
 /// broken one is not.
-fn load_dotenv() -> Result<(), String> {
+fn load_dotenv() -> Result<(), Failure> {
     match dotenvy::dotenv() {
-        Err(e) if !e.not_found() => Err(format!(
+        Err(e) if !e.not_found() => Err(Failure::usage(format!(
             ".env: could not be read ({e}); fix the line it names or remove it"
-        )),
+        ))),
         _ => Ok(()),
     }
 }
 
 /// Logs go to stderr, stdout being for results; `RUST_LOG` filters (default: warnings only).
-fn init_logging() -> Result<(), String> {
+fn init_logging() -> Result<(), Failure> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .try_init()
-        .map_err(|e| format!("cannot set up logging: {e}"))
+        .map_err(|e| Failure::other(format!("cannot set up logging: {e}")))
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,18 +242,22 @@ enum TokenCommand {
         asymmetric: bool,
     },
     /// A token for a user, through a public client as the mobile apps do. The password is read
-    /// from a prompt, or from stdin when it is not a terminal; never from an argument.
+    /// from a prompt, or from stdin when it is not a terminal; never from an argument. Needs
+    /// LMS_URL and the public client, not LMS_CLIENT_SECRET.
     Password {
+        /// The learner's username or email.
         #[arg(long)]
         username: String,
-        /// The public client's id (default: LMS_PUBLIC_CLIENT_ID).
+        /// The public client's id (default: LMS_PUBLIC_CLIENT_ID, else LMS_CLIENT_ID when
+        /// LMS_CLIENT_SECRET is not set).
         #[arg(long)]
         client_id: Option<String>,
     },
     /// Trade a refresh token (read from stdin or a prompt) for a new token; keep the new refresh
     /// token, the old one is spent.
     Refresh {
-        /// The public client that got the token (password grant); default: this application.
+        /// The public client that got the token (password grant); default: this application
+        /// (LMS_CLIENT_ID and LMS_CLIENT_SECRET), or LMS_PUBLIC_CLIENT_ID when no secret is set.
         #[arg(long)]
         client_id: Option<String>,
     },
@@ -125,9 +272,10 @@ enum TokenCommand {
     },
     /// Revoke a token read from stdin or a prompt.
     Revoke {
+        /// What the token is.
         #[arg(long, value_enum, default_value = "refresh-token")]
         hint: Hint,
-        /// The public client the token was issued to (password grant); default: this application.
+        /// The public client the token was issued to (password grant); default as for refresh.
         #[arg(long)]
         client_id: Option<String>,
     },
@@ -139,45 +287,132 @@ enum Hint {
     RefreshToken,
 }
 
-/// Runs a `token` or `api` command.
-async fn run(command: Command, json_output: bool) -> Result<(), String> {
-    let vars: HashMap<String, String> = std::env::vars().collect();
-    let mut config = ClientConfig::from_vars(&vars).map_err(|e| e.to_string())?;
+/// Hints for `invalid_client`, by who the client was.
+const CONFIDENTIAL_HINT: &str = "check LMS_CLIENT_ID and LMS_CLIENT_SECRET against the \
+    application registered in the LMS; a token from the password grant belongs to its public \
+    client: pass --client-id ID or set LMS_PUBLIC_CLIENT_ID";
+const PUBLIC_HINT: &str = "is the client id that of a public application (create_dot_application \
+    --public) with this grant? A confidential one needs LMS_CLIENT_ID and LMS_CLIENT_SECRET \
+    instead of --client-id";
+
+/// The settings of the environment, read once.
+struct Settings(HashMap<String, String>);
+
+impl Settings {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// A client as the confidential application: LMS_URL, LMS_CLIENT_ID, LMS_CLIENT_SECRET.
+    fn confidential(&self) -> Result<LmsClient, Failure> {
+        client(&self.0)
+    }
+
+    /// A client that only talks as a public application: LMS_URL, and no secret needed. The
+    /// confidential id and secret are never sent by the public-client calls.
+    fn public(&self) -> Result<LmsClient, Failure> {
+        let mut vars = self.0.clone();
+        vars.insert("LMS_CLIENT_ID".into(), "public-client".into());
+        vars.insert(
+            "LMS_CLIENT_SECRET".into(),
+            "not-used-by-public-clients".into(),
+        );
+        client(&vars)
+    }
+
+    /// The public client a command talks as, if any: the flag, else LMS_PUBLIC_CLIENT_ID, else
+    /// LMS_CLIENT_ID when no secret is set (a public application's settings, as the stand-in
+    /// prints them for one).
+    fn public_client_id(&self, flag: Option<String>) -> Option<String> {
+        flag.filter(|id| !id.trim().is_empty())
+            .or_else(|| self.get("LMS_PUBLIC_CLIENT_ID").map(str::to_owned))
+            .or_else(|| {
+                self.get("LMS_CLIENT_SECRET")
+                    .is_none()
+                    .then(|| self.get("LMS_CLIENT_ID").map(str::to_owned))
+                    .flatten()
+            })
+    }
+
+    /// For refresh and revoke: the flag's public client, or the confidential application when
+    /// its secret is set, or else the public client of the environment.
+    fn refresh_client_id(&self, flag: Option<String>) -> Option<String> {
+        if flag.is_some() || self.get("LMS_CLIENT_SECRET").is_none() {
+            self.public_client_id(flag)
+        } else {
+            None
+        }
+    }
+}
+
+fn client(vars: &HashMap<String, String>) -> Result<LmsClient, Failure> {
+    let mut config = ClientConfig::from_vars(vars).map_err(|e| Failure::usage(e.to_string()))?;
     config.user_agent = concat!("openedx/", env!("CARGO_PKG_VERSION")).into();
-    let client = LmsClient::new(config).map_err(|e| e.to_string())?;
+    LmsClient::new(config).map_err(|e| Failure::other(e.to_string()))
+}
+
+/// Runs a `token` or `api` command, reading only the settings it needs.
+async fn run(command: Command, json_output: bool) -> Result<(), Failure> {
+    let settings = Settings(std::env::vars().collect());
     let out = Output { json: json_output };
     match command {
         Command::Token(TokenCommand::ClientCredentials { asymmetric }) => {
+            let client = settings.confidential()?;
             let client = if asymmetric {
                 client.asymmetric()
             } else {
                 client
             };
-            out.token(
-                &client
-                    .client_credentials()
-                    .await
-                    .map_err(|e| e.to_string())?,
-            )
+            let token = client
+                .client_credentials()
+                .await
+                .map_err(|e| Failure::lms(e, CONFIDENTIAL_HINT))?;
+            out.token(&token)
         }
         Command::Token(TokenCommand::Password {
             username,
             client_id,
         }) => {
-            let client_id = public_client_id(client_id)?;
+            let client_id = settings.public_client_id(client_id).ok_or_else(|| {
+                Failure::usage("no public client: pass --client-id ID or set LMS_PUBLIC_CLIENT_ID")
+                    .hint("the password grant goes through a public application, as the mobile apps do")
+            })?;
+            let client = settings.public()?;
             let password = read_secret("Password: ")?;
             let token = client
                 .password(&client_id, &username, &password)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::lms(e, PUBLIC_HINT))?;
             out.token(&token)
         }
         Command::Token(TokenCommand::Refresh { client_id }) => {
+            let public = settings.refresh_client_id(client_id);
+            let client = match public {
+                Some(_) => settings.public()?,
+                None => settings.confidential()?,
+            };
             let refresh = read_secret("Refresh token: ")?;
+            let hint = if public.is_some() {
+                PUBLIC_HINT
+            } else {
+                CONFIDENTIAL_HINT
+            };
             let token = client
-                .refresh_token(&refresh, client_id.as_deref())
+                .refresh_token(&refresh, public.as_deref())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    let failure = Failure::lms(e, hint);
+                    // The LMS says no more than invalid_grant: name the usual causes.
+                    if failure.oauth_error.as_deref() == Some("invalid_grant") {
+                        failure.hint(
+                            "the refresh token was spent (each is single use: keep the newest), \
+                             revoked or expired, or belongs to another client (a password-grant \
+                             token is refreshed by its public client: --client-id ID)",
+                        )
+                    } else {
+                        failure
+                    }
+                })?;
             out.token(&token)
         }
         Command::Token(TokenCommand::Inspect { jwt }) => {
@@ -185,85 +420,92 @@ async fn run(command: Command, json_output: bool) -> Result<(), String> {
                 Some(jwt) => Secret::new(jwt),
                 None => read_secret("JWT: ")?,
             };
-            out.inspect(&raw)
+            out.inspect(&raw, &settings)
         }
         Command::Token(TokenCommand::Revoke { hint, client_id }) => {
+            let public = settings.refresh_client_id(client_id);
+            let client = match public {
+                Some(_) => settings.public()?,
+                None => settings.confidential()?,
+            };
             let token = read_secret("Token: ")?;
             let hint = match hint {
                 Hint::AccessToken => TokenHint::AccessToken,
                 Hint::RefreshToken => TokenHint::RefreshToken,
             };
+            let invalid_client = if public.is_some() {
+                PUBLIC_HINT
+            } else {
+                CONFIDENTIAL_HINT
+            };
             client
-                .revoke_token(&token, hint, client_id.as_deref())
+                .revoke_token(&token, hint, public.as_deref())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::lms(e, invalid_client))?;
             out.line("revoked", json!({ "revoked": true }))
         }
         Command::Api { method, path } => {
             if !method.eq_ignore_ascii_case("get") {
-                return Err(format!("{method}: only GET is supported"));
+                return Err(Failure::usage(format!("{method}: only GET is supported")));
             }
             // Before any token is asked for: the mistake is in the argument, not at the LMS.
-            check_api_path(&path)
-                .map_err(|problem| format!("{path:?} is not a path on the LMS: {problem}"))?;
-            let authorizer = ClientCredentialsAuthorizer::new(client, Duration::from_secs(60));
-            let body = authorizer.get(&path).await.map_err(|e| e.to_string())?;
+            check_api_path(&path).map_err(|problem| {
+                Failure::usage(format!("{path:?} is not a path on the LMS: {problem}"))
+            })?;
+            let authorizer =
+                ClientCredentialsAuthorizer::new(settings.confidential()?, Duration::from_secs(60));
+            let body = authorizer
+                .get(&path)
+                .await
+                .map_err(|e| Failure::lms(e, CONFIDENTIAL_HINT))?;
             out.api(&body)
         }
     }
 }
 
-fn public_client_id(flag: Option<String>) -> Result<String, String> {
-    flag.or_else(|| std::env::var("LMS_PUBLIC_CLIENT_ID").ok())
-        .filter(|id| !id.trim().is_empty())
-        .ok_or_else(|| {
-            "LMS_PUBLIC_CLIENT_ID is not set; pass --client-id or set it to the public \
-             (password-grant) application's client id"
-                .into()
-        })
-}
-
 /// A secret from a hidden prompt when stdin is a terminal, else the first line of stdin.
-fn read_secret(prompt: &str) -> Result<Secret, String> {
+fn read_secret(prompt: &str) -> Result<Secret, Failure> {
     let value = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(prompt)
-            .map_err(|e| format!("cannot read from the terminal: {e}"))?
+            .map_err(|e| Failure::other(format!("cannot read from the terminal: {e}")))?
     } else {
         let mut line = String::new();
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
+            .map_err(|e| Failure::other(format!("cannot read stdin: {e}")))?;
         line
     };
     let value = value.trim().to_owned();
     if value.is_empty() {
-        return Err(format!("{} is empty", prompt.trim_end_matches([':', ' '])));
+        return Err(Failure::usage(format!(
+            "{} is empty",
+            prompt.trim_end_matches([':', ' '])
+        )));
     }
     Ok(Secret::new(value))
 }
 
-/// The key and expectations for `token inspect`, from the environment.
-fn jwt_key() -> Result<Option<JwtKey>, String> {
-    if let Ok(secret) = std::env::var("LMS_JWT_SECRET")
-        && !secret.is_empty()
-    {
+/// The key for `token inspect`, from the environment.
+fn jwt_key(settings: &Settings) -> Result<Option<JwtKey>, Failure> {
+    if let Some(secret) = settings.get("LMS_JWT_SECRET") {
         return Ok(Some(JwtKey::Hs256(Secret::new(secret))));
     }
-    match std::env::var("LMS_JWT_JWKS") {
-        Ok(value) if !value.trim().is_empty() => {
+    match settings.get("LMS_JWT_JWKS") {
+        Some(value) => {
             // Inline JSON, or the path of a file that holds it.
-            let json = if value.trim_start().starts_with('{') {
-                value
+            let json = if value.starts_with('{') {
+                value.to_owned()
             } else {
-                std::fs::read_to_string(value.trim())
-                    .map_err(|e| format!("LMS_JWT_JWKS: cannot read {value:?}: {e}"))?
+                std::fs::read_to_string(value).map_err(|e| {
+                    Failure::usage(format!("LMS_JWT_JWKS: cannot read {value:?}: {e}"))
+                })?
             };
             JwtKey::from_jwk_set(&json)
                 .map(Some)
-                .map_err(|e| format!("LMS_JWT_JWKS: {e}"))
+                .map_err(|e| Failure::usage(format!("LMS_JWT_JWKS: {e}")))
         }
-        _ => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -272,12 +514,12 @@ struct Output {
 }
 
 impl Output {
-    fn print(&self, text: &str) -> Result<(), String> {
+    fn print(&self, text: &str) -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{text}").map_err(|e| format!("cannot write: {e}"))
+        writeln!(stdout, "{text}").map_err(|e| Failure::other(format!("cannot write: {e}")))
     }
 
-    fn line(&self, text: &str, json: Value) -> Result<(), String> {
+    fn line(&self, text: &str, json: Value) -> Result<(), Failure> {
         if self.json {
             self.print(&json.to_string())
         } else {
@@ -285,7 +527,7 @@ impl Output {
         }
     }
 
-    fn token(&self, token: &Token) -> Result<(), String> {
+    fn token(&self, token: &Token) -> Result<(), Failure> {
         let now = unix_now();
         if self.json {
             return self.print(
@@ -321,19 +563,15 @@ impl Output {
         self.print(&table(&rows))
     }
 
-    fn inspect(&self, raw: &Secret) -> Result<(), String> {
-        let jwt = Jwt::decode(raw.expose()).map_err(|e| e.to_string())?;
+    fn inspect(&self, raw: &Secret, settings: &Settings) -> Result<(), Failure> {
+        let jwt = Jwt::decode(raw.expose())?;
         let now = unix_now();
         let expected = Expected {
-            issuer: std::env::var("LMS_JWT_ISSUER")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            audience: std::env::var("LMS_JWT_AUDIENCE")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            issuer: settings.get("LMS_JWT_ISSUER").map(str::to_owned),
+            audience: settings.get("LMS_JWT_AUDIENCE").map(str::to_owned),
             leeway_secs: 1,
         };
-        let verdict = jwt_key()?.map(|key| jwt.verify(&key, &expected, now));
+        let verdict = jwt_key(settings)?.map(|key| jwt.verify(&key, &expected, now));
         let expired = jwt.is_expired(now, expected.leeway_secs);
         let exp = jwt.claims().expires_at();
         let signature = match &verdict {
@@ -389,19 +627,19 @@ impl Output {
             self.print(&table(&rows))?;
         }
         match verdict {
-            Some(Err(e)) => Err(e.to_string()),
-            _ if expired => Err("the JWT has expired".into()),
+            Some(Err(e)) => Err(e.into()),
+            _ if expired => Err(JwtError::Expired.into()),
             _ => Ok(()),
         }
     }
 
-    fn api(&self, body: &Value) -> Result<(), String> {
+    fn api(&self, body: &Value) -> Result<(), Failure> {
         let text = if std::io::stdout().is_terminal() && !self.json {
             serde_json::to_string_pretty(body)
         } else {
             serde_json::to_string(body)
         };
-        self.print(&text.map_err(|e| e.to_string())?)
+        self.print(&text.map_err(|e| Failure::other(e.to_string()))?)
     }
 }
 
