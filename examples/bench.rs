@@ -1,7 +1,9 @@
 //! Benchmarks: how fast sign-in is, what it costs, how it grows. Run with `examples/bench.sh`
 //! (see BENCHMARKS.md). The app runs as its own release process, so its CPU time and peak RSS are
 //! its own; the LMS stand-in runs on a dedicated thread of this process, whose CPU time is read
-//! separately; a bare axum handler (this binary, re-run as `bench baseline ADDR`) is the ceiling.
+//! separately; a bare axum handler (this binary, re-run as `bench baseline ADDR`) is the ceiling,
+//! and per backend a bare handler doing the profile view's one read (`bench limit ADDR URL BYTES`)
+//! is the limit a session-checked page can reach with this driver.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -23,16 +25,20 @@ fn main() {
     if args.first().map(String::as_str) == Some("baseline") {
         return baseline_server(&args[1]);
     }
+    if args.first().map(String::as_str) == Some("limit") {
+        return limit_server(&args[1], &args[2], args[3].parse().unwrap());
+    }
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let postgres = std::env::var("BENCH_POSTGRES_URL").ok();
+    let mysql = std::env::var("BENCH_MYSQL_URL").ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(Duration::from_secs(seconds), postgres));
+    runtime.block_on(run(Duration::from_secs(seconds), postgres, mysql));
 }
 
 // ---- the bare-handler baseline -------------------------------------------------------------
@@ -63,6 +69,133 @@ fn baseline_server(addr: &str) {
                 )
             }),
         );
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+// ---- the limit: the profile view's one read, and nothing else --------------------------------
+
+/// The pool `profiles::store::Store::connect` opens for `database_url`, with the same settings
+/// (src/store.rs), without migrations, keys or anything else.
+enum LimitPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+}
+
+async fn limit_pool(database_url: &str) -> LimitPool {
+    use sqlx::{mysql::MySqlPoolOptions, postgres::PgPoolOptions, sqlite::*};
+    use std::str::FromStr;
+    if database_url.starts_with("postgres") {
+        LimitPool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(database_url)
+                .await
+                .unwrap(),
+        )
+    } else if database_url.starts_with("mysql") {
+        LimitPool::MySql(
+            MySqlPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(database_url)
+                .await
+                .unwrap(),
+        )
+    } else {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        LimitPool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections((2 * cores).clamp(4, 16))
+                .connect_with(options)
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+/// `Store::load_session`'s query, as it is sent: the same SQL, binds and row type.
+const LOAD_SESSION: &str = "SELECT record, expiry_date, token, token_version
+                   FROM sessions WHERE id = ? AND expiry_date > ?";
+const LOAD_SESSION_PG: &str = "SELECT record, expiry_date, token, token_version
+                   FROM sessions WHERE id = $1 AND expiry_date > $2";
+
+type SessionColumns = (String, i64, String, i64);
+
+/// `GET /profile/` as bare as it can be while still checking the session against the database:
+/// the cookie's SHA-256 (`profiles::store::session_key`), `Store::load_session`'s one read by
+/// primary key on the same kind of pool, and a 200 with a body of the profile page's size. No
+/// decryption, no template, no middleware, nothing kept between requests but the pool.
+fn limit_server(addr: &str, database_url: &str, page_bytes: usize) {
+    use axum::{extract::State, http::HeaderMap, response::IntoResponse};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = Arc::new(limit_pool(database_url).await);
+        let page = axum::body::Bytes::from("x".repeat(page_bytes));
+        let app = axum::Router::new()
+            .route(
+                "/profile/",
+                axum::routing::get(
+                    |State((pool, page)): State<(Arc<LimitPool>, axum::body::Bytes)>,
+                     headers: HeaderMap| async move {
+                        let Some(id) = headers
+                            .get_all(header::COOKIE)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .flat_map(|v| v.split(';'))
+                            .find_map(|c| c.trim().strip_prefix("profiles_session="))
+                        else {
+                            return StatusCode::NOT_FOUND.into_response();
+                        };
+                        let key = profiles::store::session_key(&id);
+                        let now = openedx_client::unix_now();
+                        let row: Result<Option<SessionColumns>, sqlx::Error> = match &*pool {
+                            LimitPool::Sqlite(p) => {
+                                sqlx::query_as(LOAD_SESSION)
+                                    .bind(&key)
+                                    .bind(now)
+                                    .fetch_optional(p)
+                                    .await
+                            }
+                            LimitPool::Postgres(p) => {
+                                sqlx::query_as(LOAD_SESSION_PG)
+                                    .bind(&key)
+                                    .bind(now)
+                                    .fetch_optional(p)
+                                    .await
+                            }
+                            LimitPool::MySql(p) => {
+                                sqlx::query_as(LOAD_SESSION)
+                                    .bind(&key)
+                                    .bind(now)
+                                    .fetch_optional(p)
+                                    .await
+                            }
+                        };
+                        match row {
+                            Ok(Some(_)) => {
+                                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page)
+                                    .into_response()
+                            }
+                            Ok(None) => StatusCode::NOT_FOUND.into_response(),
+                            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                        }
+                    },
+                ),
+            )
+            .with_state((pool, page));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         axum::serve(listener, app).await.unwrap();
     });
@@ -461,64 +594,138 @@ fn sqlite_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
 
-/// Adds `n` stored sessions of a signed-in session's size (a ~700-byte record and a ~900-byte
-/// sealed token), live for a day.
-async fn fill_sessions(database_url: &str, n: usize) {
-    let key = profiles::keys::KeyRing::parse(&profiles::keys::KeyRing::generate_key()).ok();
-    profiles::store::Store::connect(database_url, key)
+/// A real signed-in session's row, opened: what the filler rows repeat.
+type Template = (profiles::store::SessionRecord, openedx_client::Token);
+
+/// The record and token the app stored for the session `cookie` (`name=value`) in `database_url`,
+/// opened with the run's `SECRET_KEYS`.
+async fn stored_session(database_url: &str, cookie: &str) -> Template {
+    let keys = profiles::keys::KeyRing::parse(bench_key()).unwrap();
+    let store = profiles::store::Store::connect(database_url, Some(keys))
+        .await
+        .unwrap();
+    let id = cookie.split_once('=').unwrap().1;
+    let row = store
+        .load_session(
+            &profiles::store::session_key(&id),
+            openedx_client::unix_now(),
+        )
+        .await
+        .unwrap()
+        .expect("the signed-in session's row");
+    store.close().await;
+    (row.record, row.token.token)
+}
+
+/// Adds `n` stored sessions, live for a day, each what the app stores for a sign-in: the record
+/// and token of a real one (`template`), sealed as `Store::create_session` seals them (JSON, with
+/// the run's `SECRET_KEYS`, bound to the row's key), under a key of a random session id.
+/// Inserted in one transaction, which `create_session` (one statement each) would not be.
+async fn fill_sessions(database_url: &str, n: usize, template: &Template) {
+    use profiles::keys::{KeyRing, Purpose};
+    let keys = KeyRing::parse(bench_key()).unwrap();
+    profiles::store::Store::connect(database_url, Some(keys.clone()))
         .await
         .unwrap()
         .close()
         .await;
-    let data = format!("{{\"filler\":\"{}\"}}", "x".repeat(680));
-    let token = "t".repeat(900);
-    let far = openedx_client::unix_now() + 86_400;
+    let (record, token) = (
+        serde_json::to_vec(&template.0).unwrap(),
+        serde_json::to_vec(&template.1).unwrap(),
+    );
+    let now = openedx_client::unix_now();
+    let far = now + 86_400;
+    let rows = (0..n).map(|_| {
+        let key = profiles::store::session_key(&format!("{:032x}", rand::random::<u128>()));
+        let record = keys.seal(Purpose::SessionRecord, &record, key.as_bytes());
+        let token = keys.seal(Purpose::Token, &token, key.as_bytes());
+        (key, record, token)
+    });
+    const INSERT: &str = "INSERT INTO sessions (id, record, expiry_date, token, created_at)
+                          VALUES (?, ?, ?, ?, ?)";
+    const INSERT_PG: &str = "INSERT INTO sessions (id, record, expiry_date, token, created_at)
+                             VALUES ($1, $2, $3, $4, $5)";
+    macro_rules! fill {
+        ($pool:expr, $sql:expr) => {{
+            let pool = $pool;
+            let mut tx = pool.begin().await.unwrap();
+            for (key, record, token) in rows {
+                sqlx::query($sql)
+                    .bind(key)
+                    .bind(record)
+                    .bind(far)
+                    .bind(token)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            pool.close().await;
+        }};
+    }
     if database_url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(database_url).await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        for _ in 0..n {
-            sqlx::query(
-                "INSERT INTO sessions (id, data, expiry_date, token, created_at)
-                 VALUES ($1, $2, $3, $4, 0)",
-            )
-            .bind(format!("{:064x}", rand::random::<u128>()))
-            .bind(&data)
-            .bind(far)
-            .bind(&token)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        tx.commit().await.unwrap();
-    } else {
-        let pool = sqlx::PgPool::connect(database_url).await.unwrap();
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date, token, created_at)
-             SELECT md5(random()::text || g::text), $1, $2, $3, 0
-             FROM generate_series(1, $4) g",
+        fill!(
+            sqlx::SqlitePool::connect(database_url).await.unwrap(),
+            INSERT
         )
-        .bind(&data)
-        .bind(far)
-        .bind(&token)
-        .bind(n as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
+    } else if database_url.starts_with("mysql:") {
+        fill!(
+            sqlx::MySqlPool::connect(database_url).await.unwrap(),
+            INSERT
+        )
+    } else {
+        fill!(
+            sqlx::PgPool::connect(database_url).await.unwrap(),
+            INSERT_PG
+        )
     }
 }
 
-/// A fresh PostgreSQL database on the server `server` names.
-async fn fresh_postgres(server: &str) -> String {
+/// A fresh database on the PostgreSQL or MySQL server `server` names.
+async fn fresh_database(server: &str) -> String {
     use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
     let name = format!("profiles_bench_{:08x}", rand::random::<u32>());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let create = format!("CREATE DATABASE {name}");
+    if server.starts_with("mysql:") {
+        let mut admin = sqlx::MySqlConnection::connect(server).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    } else {
+        let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
     let mut url = url::Url::parse(server).unwrap();
     url.set_path(&format!("/{name}"));
     url.to_string()
+}
+
+/// Drops the databases [`fresh_database`] made, once nothing uses them.
+async fn drop_databases(server: &str, urls: &[String]) {
+    use sqlx::Connection;
+    for url in urls {
+        let name = url::Url::parse(url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"));
+        let dropped = if server.starts_with("mysql:") {
+            let mut admin = sqlx::MySqlConnection::connect(server).await.unwrap();
+            sqlx::raw_sql(drop).execute(&mut admin).await.map(|_| ())
+        } else {
+            let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+            sqlx::raw_sql(drop).execute(&mut admin).await.map(|_| ())
+        };
+        if let Err(e) = dropped {
+            eprintln!("could not drop {name}: {e}");
+        }
+    }
 }
 
 // ---- scenarios -------------------------------------------------------------------------------
@@ -532,6 +739,8 @@ struct Row {
     per_op_cpu: Duration,
     peak_rss: f64,
     ratio: Option<f64>,
+    /// Throughput against the limit of the same backend (the profile view's one read, bare).
+    vs_limit: Option<f64>,
     note: String,
 }
 
@@ -553,6 +762,7 @@ impl Row {
             per_op_cpu: cpu / stats.requests.max(1) as u32,
             peak_rss: rss_mib(pid).0,
             ratio: baseline.map(|b| stats.throughput() / b),
+            vs_limit: None,
             note: String::new(),
         }
     }
@@ -560,16 +770,23 @@ impl Row {
     fn note(self, note: String) -> Self {
         Self { note, ..self }
     }
+
+    fn vs_limit(self, limit: f64) -> Self {
+        Self {
+            vs_limit: Some(self.throughput / limit),
+            ..self
+        }
+    }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| scenario | req/s | p50 ms | p99 ms | app CPU s | app CPU per op | app peak RSS MiB | vs bare handler | notes |"
+        "| scenario | req/s | p50 ms | p99 ms | app CPU s | app CPU per op | app peak RSS MiB | vs bare handler | vs limit | notes |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for r in rows {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} µs | {:.1} | {} | {} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} µs | {:.1} | {} | {} | {} |",
             r.scenario,
             r.throughput,
             r.p50.as_secs_f64() * 1000.0,
@@ -579,6 +796,7 @@ fn print_table(rows: &[Row]) {
             r.peak_rss,
             r.ratio
                 .map_or("-".into(), |x| format!("{:.0} %", x * 100.0)),
+            r.vs_limit.map_or("-".into(), |x| format!("{x:.2}x")),
             r.note,
         );
     }
@@ -604,26 +822,75 @@ async fn cookieless_redirects(duration: Duration, url: &str) -> Stats {
         .unwrap()
 }
 
-/// Scenario 2's load: `CONCURRENCY` people sign in once, then their profiles are viewed again
-/// and again, each request with one of their session cookies in turn.
-async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
+/// Scenario 2's people: `CONCURRENCY` of them sign in once; their session cookies.
+async fn signed_in_cookies(app_url: &str, lms_url: &str) -> Vec<String> {
     let mut cookies = Vec::new();
     for _ in 0..CONCURRENCY {
         let client = logged_in_at_lms(lms_url, &Default::default()).await;
         let session = sign_in(&client, app_url).await;
         cookies.push(session.expect("a benchmark sign-in"));
     }
-    let url = format!("{app_url}profile/");
+    cookies
+}
+
+/// Scenario 2's load: `GET /profile/`, each request with one of `cookies` in turn.
+async fn profile_load(duration: Duration, url: &str, cookies: &[String]) -> Stats {
+    let url = format!("{url}profile/");
+    let cookies = cookies.to_vec();
     tokio::task::spawn_blocking(move || wrk(&url, duration, &cookies))
         .await
         .unwrap()
 }
 
-async fn run(duration: Duration, postgres: Option<String>) {
+/// People sign in, then their profiles are viewed again and again.
+async fn profile_views(duration: Duration, app_url: &str, lms_url: &str) -> Stats {
+    let cookies = signed_in_cookies(app_url, lms_url).await;
+    profile_load(duration, app_url, &cookies).await
+}
+
+/// The profile page's length in bytes, as the app answers it for `cookie`.
+async fn profile_page_bytes(app_url: &str, cookie: &str) -> usize {
+    let r = plain_client()
+        .get(format!("{app_url}profile/"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.unwrap().len()
+}
+
+/// Starts this binary as `bench limit` on `database_url`, answering pages of `page_bytes`.
+async fn start_limit(database_url: &str, page_bytes: usize) -> Proc {
+    let port = free_port();
+    let proc = Proc {
+        child: Command::new(std::env::current_exe().unwrap())
+            .args([
+                "limit",
+                &format!("127.0.0.1:{port}"),
+                database_url,
+                &page_bytes.to_string(),
+            ])
+            .spawn()
+            .unwrap(),
+        url: format!("http://127.0.0.1:{port}/"),
+    };
+    let client = plain_client();
+    for _ in 0..500 {
+        if client.get(&proc.url).send().await.is_ok() {
+            return proc;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the limit server never answered");
+}
+
+async fn run(duration: Duration, postgres: Option<String>, mysql: Option<String>) {
     let dir = std::env::temp_dir().join(format!("profiles-bench-{:08x}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
     let lms = start_standin();
     let mut rows = Vec::new();
+    let mut made: Vec<(String, String)> = Vec::new();
 
     println!(
         "profiles benchmark: {CONCURRENCY} concurrent clients, {} s per scenario, {} CPUs",
@@ -659,11 +926,19 @@ async fn run(duration: Duration, postgres: Option<String>) {
     drop(baseline);
     let base_rps = base.throughput();
 
-    let mut databases = vec![("sqlite", sqlite_url(&dir, "bench.db"))];
+    let mut databases = vec![("sqlite", sqlite_url(&dir, "bench.db"), None)];
     if let Some(server) = &postgres {
-        databases.push(("postgres", fresh_postgres(server).await));
+        let url = fresh_database(server).await;
+        made.push((server.clone(), url.clone()));
+        databases.push(("postgres", url, Some(server.clone())));
     }
-    for (backend, database_url) in &databases {
+    if let Some(server) = &mysql {
+        let url = fresh_database(server).await;
+        made.push((server.clone(), url.clone()));
+        databases.push(("mysql", url, Some(server.clone())));
+    }
+    let mut template: Option<Template> = None;
+    for (backend, database_url, server) in &databases {
         let (app, _) = start_app(&lms, database_url).await;
         let app_url = app.url.clone();
 
@@ -677,15 +952,38 @@ async fn run(duration: Duration, postgres: Option<String>) {
             Some(base_rps),
         ));
 
-        // 2. View the profile of a signed-in session.
-        let (s, cpu) = measure(&app, || profile_views(duration, &app_url, &lms.url)).await;
-        rows.push(Row::new(
-            format!("2. profile view `GET /profile/` ({backend})"),
-            &s,
-            cpu,
-            app.pid(),
-            Some(base_rps),
-        ));
+        // 2. View the profile of a signed-in session, then the limit: the same requests, the
+        // same sessions in the same database, answered by the bare read.
+        let cookies = signed_in_cookies(&app_url, &lms.url).await;
+        let (view, view_cpu) = measure(&app, || profile_load(duration, &app_url, &cookies)).await;
+        let page_bytes = profile_page_bytes(&app_url, &cookies[0]).await;
+        let limit = start_limit(database_url, page_bytes).await;
+        let (bare, bare_cpu) =
+            measure(&limit, || profile_load(duration, &limit.url, &cookies)).await;
+        rows.push(
+            Row::new(
+                format!("limit: bare read by key + {page_bytes}-byte page ({backend})"),
+                &bare,
+                bare_cpu,
+                limit.pid(),
+                Some(base_rps),
+            )
+            .vs_limit(bare.throughput()),
+        );
+        drop(limit);
+        rows.push(
+            Row::new(
+                format!("2. profile view `GET /profile/` ({backend})"),
+                &view,
+                view_cpu,
+                app.pid(),
+                Some(base_rps),
+            )
+            .vs_limit(bare.throughput()),
+        );
+        if template.is_none() {
+            template = Some(stored_session(database_url, &cookies[0]).await);
+        }
 
         // 3. Complete sign-in end to end.
         let lms_before = cpu_of(&lms.thread_stat);
@@ -723,11 +1021,15 @@ async fn run(duration: Duration, postgres: Option<String>) {
 
         // 4 and 5. Start-up, memory and profile throughput with many stored sessions.
         for sessions in [0usize, 1_000, 10_000, 100_000] {
-            let url = match *backend {
-                "sqlite" => sqlite_url(&dir, &format!("sessions-{sessions}.db")),
-                _ => fresh_postgres(postgres.as_deref().unwrap()).await,
+            let url = match server {
+                None => sqlite_url(&dir, &format!("sessions-{sessions}.db")),
+                Some(server) => {
+                    let url = fresh_database(server).await;
+                    made.push((server.clone(), url.clone()));
+                    url
+                }
             };
-            fill_sessions(&url, sessions).await;
+            fill_sessions(&url, sessions, template.as_ref().unwrap()).await;
             let (app, ready) = start_app(&lms, &url).await;
             let (s, cpu) = measure(&app, || profile_views(duration / 2, &app.url, &lms.url)).await;
             rows.push(
@@ -744,5 +1046,8 @@ async fn run(duration: Duration, postgres: Option<String>) {
     }
     println!();
     print_table(&rows);
+    for (server, url) in &made {
+        drop_databases(server, std::slice::from_ref(url)).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
