@@ -66,7 +66,11 @@ impl Config {
         let env = Vars(vars);
         let get = |name: &str| env.get(name);
 
-        let mut lms = ClientConfig::from_vars(vars)?;
+        // The client crate's messages are for any app; this one has a `.env.example` to point at.
+        let mut lms = ClientConfig::from_vars(vars).map_err(|e| ConfigError {
+            problem: format!("{} (see .env.example)", e.problem),
+            ..e
+        })?;
         lms.user_agent = concat!("profiles/", env!("CARGO_PKG_VERSION")).into();
         let bind_text = get("BIND").unwrap_or(DEFAULT_BIND);
         let bind: SocketAddr = bind_text.parse().map_err(|_| ConfigError {
