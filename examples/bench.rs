@@ -239,6 +239,31 @@ fn cpu_of(stat_path: &str) -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 1000 / clock_ticks())
 }
 
+/// CPU time of the database server's processes (PostgreSQL's or MariaDB's/MySQL's, by name), so a
+/// row can say what a request costs the server too; none for SQLite, which runs in the app.
+fn server_cpu(backend: &str) -> Duration {
+    let names: &[&str] = match backend {
+        "postgres" => &["postgres"],
+        "mysql" => &["mariadbd", "mysqld"],
+        _ => return Duration::ZERO,
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| names.contains(&c.trim()))
+        })
+        .map(|e| cpu_of(&e.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
 fn clock_ticks() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -955,11 +980,25 @@ async fn run(duration: Duration, postgres: Option<String>, mysql: Option<String>
         // 2. View the profile of a signed-in session, then the limit: the same requests, the
         // same sessions in the same database, answered by the bare read.
         let cookies = signed_in_cookies(&app_url, &lms.url).await;
+        let server_before = server_cpu(backend);
         let (view, view_cpu) = measure(&app, || profile_load(duration, &app_url, &cookies)).await;
+        let view_server = server_cpu(backend).saturating_sub(server_before);
         let page_bytes = profile_page_bytes(&app_url, &cookies[0]).await;
         let limit = start_limit(database_url, page_bytes).await;
+        let server_before = server_cpu(backend);
         let (bare, bare_cpu) =
             measure(&limit, || profile_load(duration, &limit.url, &cookies)).await;
+        let bare_server = server_cpu(backend).saturating_sub(server_before);
+        let server_note = |cpu: Duration, stats: &Stats| {
+            if *backend == "sqlite" {
+                String::new()
+            } else {
+                format!(
+                    "database server CPU {:.0} µs per request",
+                    cpu.as_secs_f64() * 1e6 / stats.requests.max(1) as f64
+                )
+            }
+        };
         rows.push(
             Row::new(
                 format!("limit: bare read by key + {page_bytes}-byte page ({backend})"),
@@ -968,7 +1007,8 @@ async fn run(duration: Duration, postgres: Option<String>, mysql: Option<String>
                 limit.pid(),
                 Some(base_rps),
             )
-            .vs_limit(bare.throughput()),
+            .vs_limit(bare.throughput())
+            .note(server_note(bare_server, &bare)),
         );
         drop(limit);
         rows.push(
@@ -979,7 +1019,8 @@ async fn run(duration: Duration, postgres: Option<String>, mysql: Option<String>
                 app.pid(),
                 Some(base_rps),
             )
-            .vs_limit(bare.throughput()),
+            .vs_limit(bare.throughput())
+            .note(server_note(view_server, &view)),
         );
         if template.is_none() {
             template = Some(stored_session(database_url, &cookies[0]).await);
