@@ -15,7 +15,14 @@ pub struct AppState {
     pub store: Store,
     pub pending: PendingCookies,
     pub metrics: Arc<Metrics>,
+    /// Code exchanges in flight at once ([`MAX_EXCHANGES`]): however many callbacks arrive, the
+    /// LMS sees at most this many token requests from them at a time.
+    pub exchanges: Arc<tokio::sync::Semaphore>,
 }
+
+/// A sign-in's code exchange takes one LMS round trip; a few at once serve a classroom signing in
+/// together, and a flood of made-up callbacks waits its turn instead of reaching the LMS.
+pub const MAX_EXCHANGES: usize = 8;
 
 impl AppState {
     /// Opens the database (applying migrations, settling the keys) and builds the LMS client.
@@ -35,6 +42,7 @@ impl AppState {
             store,
             pending,
             metrics,
+            exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_EXCHANGES)),
         })
     }
 }

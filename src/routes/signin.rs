@@ -153,22 +153,58 @@ async fn complete(
         }
     };
 
-    let token = state
-        .lms
-        .exchange_code(&code, &pending.pkce_verifier)
-        .await?;
-    match sign_in_with(state, session, &token).await {
-        Ok(()) => {}
-        Err(e) => {
-            // Nobody can reach this token any more: it must not stay alive at the LMS.
-            tokens::revoke_even_if_cancelled(state, token).await;
-            return Err(e);
-        }
+    if !looks_like_a_code(&code) {
+        // Only a code the LMS could have issued costs it a client-authenticated request.
+        return Err(AppError::BadCallback("its code is not one the LMS issues"));
     }
+    // On a task of its own: once the LMS has issued a token, a request cancelled meanwhile (the
+    // browser went away) must still store it in a session or revoke it.
+    let exchange = {
+        let (state, session) = (state.clone(), session.clone());
+        let verifier = pending.pkce_verifier;
+        tokio::spawn(async move { exchange_and_sign_in(&state, &session, &code, &verifier).await })
+    };
+    exchange
+        .await
+        .map_err(|e| AppError::Internal(format!("the sign-in task failed: {e}")))??;
     // Checked again although the cookie is sealed: no key mistake may turn it into an open
     // redirect.
     let next = pending.next.as_deref().filter(|n| is_safe_next(n));
     Ok(Redirect::to(next.unwrap_or(DEFAULT_NEXT)).into_response())
+}
+
+/// Exchanges the code (a bounded number at once, so a flood of callbacks is not a flood towards
+/// the LMS), then signs the person in with the token, or revokes it: nobody could reach it.
+async fn exchange_and_sign_in(
+    state: &AppState,
+    session: &AppSession,
+    code: &str,
+    verifier: &openedx_client::Secret,
+) -> Result<(), AppError> {
+    let token = {
+        let _permit = state
+            .exchanges
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("the exchange limit was closed".into()))?;
+        state.lms.exchange_code(code, verifier).await?
+    };
+    if let Err(e) = sign_in_with(state, session, &token).await {
+        tokens::revoke_even_if_cancelled(state, token).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Whether `code` has the shape of an authorization code django-oauth-toolkit issues: oauthlib's
+/// `generate_token()`, 30 ASCII letters and digits (`openedx_client::wire`). A little leeway in
+/// length and alphabet, so that a provider configured otherwise is not locked out; nothing that
+/// could not be a token at all, such as `garbage1`, reaches the LMS.
+fn looks_like_a_code(code: &str) -> bool {
+    (20..=128).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// With a fresh token: reads the account, records the sign-in and makes the session.
@@ -241,7 +277,21 @@ fn is_bidi_format(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_safe_next;
+    use super::{is_safe_next, looks_like_a_code};
+
+    #[test]
+    fn only_a_code_of_the_lms_shape_is_exchanged() {
+        assert!(looks_like_a_code("F9LbVytUEhWumiARSWYse4f55aqDNg"));
+        for bad in [
+            "garbage1",
+            "",
+            "a b c d e f g h i j k l m n",
+            &"x".repeat(129),
+        ] {
+            assert!(!looks_like_a_code(bad), "{bad}");
+        }
+        assert!(!looks_like_a_code("F9LbVytUEhWumiARSWYse4f55aq%Ng"));
+    }
 
     #[test]
     fn next_accepts_same_origin_paths() {

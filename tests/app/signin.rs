@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::helpers::{
     CLIENT_ID, CLIENT_SECRET, Options, anonymous, assert_refused_before_the_lms, location,
-    spawn_app, spawn_app_approved_at_lms, spawn_app_with,
+    query_param, spawn_app, spawn_app_approved_at_lms, spawn_app_with,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{StatusCode, header};
@@ -559,4 +559,26 @@ async fn an_unknown_page_is_a_404_page() {
     let response = app.get("/nope").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.text().await.unwrap().contains("Page not found"));
+}
+
+#[tokio::test]
+async fn a_thousand_made_up_callbacks_cause_no_token_request() {
+    let app = spawn_app().await;
+    let authorize = app.start_sign_in().await;
+    let state = query_param(&authorize, "state");
+    // The attacker keeps sending the pending cookie the app removed after the first callback.
+    let cookie = reqwest::cookie::CookieStore::cookies(&*app.jar, &app.url).unwrap();
+    let mut callbacks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let url = app
+            .url
+            .join(&format!("/authorize/?code=garbage{i}&state={state}"))
+            .unwrap();
+        let request = anonymous().get(url).header(header::COOKIE, cookie.clone());
+        callbacks.spawn(async move { request.send().await.unwrap().status() });
+    }
+    while let Some(status) = callbacks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(app.standin.calls("token"), 0);
 }
