@@ -15,7 +15,10 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{AccountPrivacy, ENDPOINTS, Fault, GrantType, LmsUser, RegisteredClient, Shared};
+use crate::{
+    AccountPrivacy, ENDPOINTS, Fault, GrantType, LmsUser, RegisteredClient,
+    state::{Shared, random_secret},
+};
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new()
@@ -109,7 +112,7 @@ async fn add_client(State(s): State<Shared>, body: Option<Json<ClientSpec>>) -> 
     let secret = match (spec.public, spec.client_secret) {
         (true, _) => String::new(),
         (false, Some(secret)) if !secret.is_empty() => secret,
-        (false, _) => crate::random_secret(),
+        (false, _) => random_secret(),
     };
     let client = RegisteredClient {
         grant_type,
@@ -326,5 +329,5 @@ async fn calls(State(s): State<Shared>) -> Json<Value> {
 /// The public JWK set of the RS512 development key, as an operator would copy it from the LMS's
 /// `JWT_PUBLIC_SIGNING_JWK_SET` (the LMS itself serves no such URL).
 async fn jwks() -> Json<Value> {
-    Json(crate::token::public_jwks())
+    Json(crate::jwt::public_jwks())
 }

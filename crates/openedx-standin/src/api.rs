@@ -11,11 +11,11 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::{
-    AccountPrivacy, LmsUser, RecordedApiRequest, Shared,
-    token::{hmac, rs512_public_key},
+use crate::{
+    AccountPrivacy, LmsUser, RecordedApiRequest,
+    jwt::{hmac, rs512_public_key},
+    state::{Shared, unix_now},
 };
-use crate::unix_now;
 
 /// `JWT_AUTH['JWT_LEEWAY']`.
 const LEEWAY_SECS: i64 = 1;

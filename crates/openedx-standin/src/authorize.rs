@@ -12,11 +12,11 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{
-    DEFAULT_SCOPES, Grant, KNOWN_SCOPES, RegisteredClient, SESSION_COOKIE, Shared, page,
-    random_token,
+use crate::{
+    DEFAULT_SCOPES, KNOWN_SCOPES, RegisteredClient, SESSION_COOKIE,
+    page::{page, render},
+    state::{Grant, Shared, cookie, random_token},
 };
-use crate::render;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -110,7 +110,7 @@ pub async fn home(State(s): State<Shared>, headers: HeaderMap) -> Response {
 /// contain it as a substring, as `is_safe_login_or_logout_redirect` checks; otherwise `/`.
 pub async fn logout(State(s): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
     let params = query_params(&uri);
-    if let Some(sid) = super::cookie(&headers, SESSION_COOKIE) {
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
         s.lock().sessions.remove(&sid);
     }
     let wanted = params.get("redirect_url").or_else(|| params.get("next"));
