@@ -4,7 +4,11 @@
 //! separately; a bare axum handler (this binary, re-run as `bench baseline ADDR`) is the ceiling,
 //! and per backend a bare handler doing the profile view's one read (`bench limit ADDR URL BYTES`)
 //! is the limit a session-checked page can reach with this driver.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a setup step that fails stops the run with its message"
+)]
 
 use std::{
     path::{Path, PathBuf},
