@@ -272,6 +272,7 @@ mod tests {
             ("LMS_URL", "local.openedx.io"),
             ("LMS_URL", "ftp://lms"),
             ("PUBLIC_URL", "https://app.example/?x=1"),
+            ("PUBLIC_URL", "https://user:pass@app.example/"),
             ("LMS_TOKEN_TYPE", "jwe"),
             ("LMS_CLIENT_AUTH", "header"),
             ("BIND", "8080"),

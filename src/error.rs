@@ -42,6 +42,9 @@ pub enum AppError {
     /// A callback URL that is not one the LMS sends.
     #[error("bad callback: {0}")]
     BadCallback(&'static str),
+    /// Every place among the code exchanges in flight stayed taken (`crate::state::MAX_EXCHANGES`).
+    #[error("too many sign-ins at once: no place among the code exchanges in flight")]
+    Busy,
     /// `invalid_grant`: the code expired (60 s), was used already, or the PKCE verifier differs.
     #[error("the LMS answered invalid_grant to the code exchange")]
     CodeRejected,
@@ -190,6 +193,15 @@ impl AppError {
                 "",
                 "bad_callback",
             ),
+            Self::Busy => row(
+                S::SERVICE_UNAVAILABLE,
+                "Too many sign-ins at once",
+                "Many people are signing in right now. Please wait a moment and start again."
+                    .into(),
+                L::WARN,
+                "",
+                "busy",
+            ),
             Self::CodeRejected => refused(
                 S::BAD_REQUEST,
                 "Sign-in expired",
@@ -326,6 +338,12 @@ impl IntoResponse for AppError {
     /// and render.
     fn into_response(self) -> Response {
         let mut response = self.entry().status.into_response();
+        if matches!(self, Self::Busy) {
+            let retry = axum::http::HeaderValue::from_static("2");
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry);
+        }
         if !matches!(self, Self::MethodNotAllowed) {
             response.extensions_mut().insert(Failed(Arc::new(self)));
         }

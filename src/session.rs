@@ -173,11 +173,8 @@ impl AppSession {
                 self.forget().await?;
                 return Ok(Presence::Anonymous);
             }
-            Err(StoreError::Sealed) => {
-                tracing::warn!(
-                    "a session does not open with SECRET_KEYS (its key was removed from the \
-                     list?); treating it as ended"
-                );
+            Err(e @ (StoreError::Sealed | StoreError::Corrupt(_))) => {
+                tracing::warn!(error = %e, "a session cannot be read; treating it as ended");
                 self.forget().await?;
                 return Ok(Presence::Anonymous);
             }
@@ -188,7 +185,11 @@ impl AppSession {
         }
         if should_extend(row.expires_at, now, config.session_idle) {
             let expires_at = now + config.session_idle.as_secs() as i64;
-            store.extend_session(&key, expires_at, now).await?;
+            if !store.extend_session(&key, expires_at, now).await? {
+                // Ended (signed out elsewhere, reaped) since it was read: no cookie for it.
+                self.forget().await?;
+                return Ok(Presence::Anonymous);
+            }
             // Marks the session modified: the layer sends the cookie again, with its new Max-Age.
             self.0.set_expiry(Some(Expiry::OnInactivity(idle(config))));
         }
@@ -206,9 +207,9 @@ impl AppSession {
         record: &SessionRecord,
         token: &Token,
     ) -> Result<(), AppError> {
-        if self.0.id().is_some() {
-            self.0.cycle_id().await?;
-        }
+        // Always a new id, even over one this request forgot: an id the browser brought (perhaps
+        // planted) is never the signed-in one.
+        self.0.cycle_id().await?;
         self.0.set_expiry(Some(Expiry::OnInactivity(idle(config))));
         loop {
             // Gives the session its id (tower-sessions' `create`, which stores nothing).
@@ -229,10 +230,15 @@ impl AppSession {
         }
     }
 
-    /// Forgets the session in this browser: the cookie is removed, and the next request gets a
-    /// new id. The row is the caller's to have ended (with its token's revocation).
+    /// Forgets the session in this browser: the layer sends the cookie again, expired now, so
+    /// the browser drops it. Not tower-sessions' `flush`, whose removal cookie lacks `Secure`, which
+    /// browsers require to drop a `__Host-` cookie. The row is the caller's to have ended (with
+    /// its token's revocation); a sign-in later in this request still gets a new id ([`begin`]).
+    ///
+    /// [`begin`]: Self::begin
     pub async fn forget(&self) -> Result<(), AppError> {
-        self.0.flush().await?;
+        let now = time::OffsetDateTime::now_utc();
+        self.0.set_expiry(Some(Expiry::AtDateTime(now)));
         Ok(())
     }
 }

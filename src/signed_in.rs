@@ -112,8 +112,16 @@ impl FromRequest<AppState> for CsrfForm {
         let request = Request::from_parts(parts, body);
         let submitted = match Form::<CsrfField>::from_request(request, state).await {
             Ok(Form(field)) => field.csrf,
-            // Not a form at all (its content type): the framework's status, with our page.
-            Err(rejection) if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            // Not a form at all (its content type), too large, or cut off: the framework's status,
+            // with our page.
+            Err(rejection)
+                if matches!(
+                    rejection.status(),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                        | StatusCode::PAYLOAD_TOO_LARGE
+                        | StatusCode::BAD_REQUEST
+                ) =>
+            {
                 return Err(NotSignedIn::NotAForm(rejection.into_response()));
             }
             // A form we cannot read (a repeated field...) carries no token we issued.

@@ -21,7 +21,7 @@ pub struct AppState {
 }
 
 /// A sign-in's code exchange takes one LMS round trip; a few at once serve a classroom signing in
-/// together, and a flood of made-up callbacks waits its turn instead of reaching the LMS.
+/// together, and a flood of made-up callbacks is turned away (503) instead of reaching the LMS.
 pub const MAX_EXCHANGES: usize = 8;
 
 impl AppState {

@@ -274,23 +274,27 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
 /// migrates, makes them take turns.
 async fn migrate_mysql(pool: &MySqlPool) -> Result<(), MigrateError> {
     let mut conn = pool.acquire().await?;
-    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('profiles_migrations', 120)")
-        .fetch_one(&mut *conn)
-        .await?;
+    // Named after the database: lock names are server-wide, and two apps' databases on one
+    // server need not take turns.
+    let locked: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(CONCAT('profiles_migrations.', DATABASE()), 120)")
+            .fetch_one(&mut *conn)
+            .await?;
     if locked != Some(1) {
         return Err(MigrateError::Execute(sqlx::Error::Protocol(
             "another replica held the migration lock for 120 s; is one stuck?".into(),
         )));
     }
     let migrated = MYSQL_MIGRATIONS.run_direct(None, &mut *conn, false).await;
-    sqlx::query("SELECT RELEASE_LOCK('profiles_migrations')")
+    sqlx::query("SELECT RELEASE_LOCK(CONCAT('profiles_migrations.', DATABASE()))")
         .execute(&mut *conn)
         .await?;
     migrated
 }
 
 /// TLS is rustls in sqlx's default `ssl-mode=preferred`: used whenever the server offers it (MySQL
-/// 8.4 does by default), plain otherwise, and `ssl-mode=required` in the URL insists.
+/// 8.4 does by default), plain otherwise. `preferred` and `required` encrypt but do not check the
+/// server's certificate; `ssl-mode=verify_identity&ssl-ca=...` in the URL does.
 async fn connect_mysql(database_url: &str) -> Result<MySqlPool, String> {
     // sqlx knows the `mysql://` scheme only; MariaDB speaks the same protocol.
     let url = match database_url.strip_prefix("mariadb://") {
@@ -311,9 +315,9 @@ async fn connect_mysql(database_url: &str) -> Result<MySqlPool, String> {
 fn mysql_connect_error(message: &str) -> String {
     if message.contains("RSA") {
         return "DATABASE_URL: the MySQL account uses caching_sha2_password and the connection has \
-                no TLS; turn TLS on at the server (MySQL 8.4 has it by default) or add \
-                ssl-mode=required to DATABASE_URL, or create the account IDENTIFIED WITH \
-                mysql_native_password"
+                no TLS; turn TLS on at the server (MySQL 8.4 has it by default) and add \
+                ssl-mode=verify_identity&ssl-ca=<the server's CA file> (or ssl-mode=required) to \
+                DATABASE_URL, or create the account IDENTIFIED WITH mysql_native_password"
             .into();
     }
     // sqlx's message names host and database, never the password.

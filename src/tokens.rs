@@ -144,15 +144,21 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
                     })
                 });
             }
+            // Every task of the chunk is awaited, even after one failed: dropping the set would
+            // abort a sibling that has deleted its row but not yet revoked its token.
+            let mut failed = None;
             while let Some(joined) = revocations.join_next().await {
                 reaped.sessions += 1;
                 match joined {
                     Ok(Ok(Some(true))) => reaped.revoked += 1,
                     Ok(Ok(Some(false))) => reaped.failed += 1,
                     Ok(Ok(None)) => {}
-                    Ok(Err(e)) => return Err(e),
+                    Ok(Err(e)) => failed = failed.or(Some(e)),
                     Err(e) => tracing::warn!(error = %e, "an expired session's revocation failed"),
                 }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         if !full {
@@ -175,7 +181,15 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
     let store = &state.store;
     match state.lms.refresh(&row.token).await {
         Ok(token) => {
-            if store.finish_refresh(&key, row.version, &token).await? {
+            let stored = match store.finish_refresh(&key, row.version, &token).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    // The LMS rotated the refresh token; unstored, the new one must not stay alive.
+                    revoke(&state, &token).await;
+                    return Err(e.into());
+                }
+            };
+            if stored {
                 tracing::info!("refreshed the access token");
                 state.metrics.token_refresh("ok");
                 return Ok(token);

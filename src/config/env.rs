@@ -85,6 +85,13 @@ impl<'a> Vars<'a> {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid(NAME, &text, "remove the ?query or #fragment"));
         }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Not the value: it holds a password. It would ride in every redirect URI.
+            return Err(ConfigError {
+                variable: NAME,
+                problem: "holds a user name or password; remove the user@ part".into(),
+            });
+        }
         let path = url.path().trim_end_matches('/');
         if !path.is_empty() {
             return Err(ConfigError {

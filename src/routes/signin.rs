@@ -23,6 +23,9 @@ const DEFAULT_NEXT: &str = "/profile/";
 const MAX_NEXT: usize = 512;
 /// Real callbacks are a few hundred bytes; anything far larger is not from the LMS.
 const MAX_CALLBACK_QUERY: usize = 4096;
+/// How long a callback waits for a place among the code exchanges in flight before it is told the
+/// app is busy: a classroom signing in at once passes, a flood does not pile up.
+const EXCHANGE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Deserialize)]
 pub struct StartQuery {
@@ -159,10 +162,18 @@ async fn complete(
     }
     // On a task of its own: once the LMS has issued a token, a request cancelled meanwhile (the
     // browser went away) must still store it in a session or revoke it.
+    // A place among the exchanges in flight, before any task exists: a flood of callbacks waits
+    // here a little, then is turned away, and never queues up towards the LMS.
+    let permit = tokio::time::timeout(EXCHANGE_WAIT, state.exchanges.clone().acquire_owned())
+        .await
+        .map_err(|_| AppError::Busy)?
+        .map_err(|_| AppError::Internal("the exchange limit was closed".into()))?;
     let exchange = {
         let (state, session) = (state.clone(), session.clone());
         let verifier = pending.pkce_verifier;
-        tokio::spawn(async move { exchange_and_sign_in(&state, &session, &code, &verifier).await })
+        tokio::spawn(async move {
+            exchange_and_sign_in(&state, &session, &code, &verifier, permit).await
+        })
     };
     exchange
         .await
@@ -173,22 +184,17 @@ async fn complete(
     Ok(Redirect::to(next.unwrap_or(DEFAULT_NEXT)).into_response())
 }
 
-/// Exchanges the code (a bounded number at once, so a flood of callbacks is not a flood towards
-/// the LMS), then signs the person in with the token, or revokes it: nobody could reach it.
+/// Exchanges the code, holding `permit` (one of [`crate::state::MAX_EXCHANGES`]) for the LMS
+/// call, then signs the person in with the token, or revokes it: nobody could reach it.
 async fn exchange_and_sign_in(
     state: &AppState,
     session: &AppSession,
     code: &str,
     verifier: &openedx_client::Secret,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), AppError> {
-    let token = {
-        let _permit = state
-            .exchanges
-            .acquire()
-            .await
-            .map_err(|_| AppError::Internal("the exchange limit was closed".into()))?;
-        state.lms.exchange_code(code, verifier).await?
-    };
+    let token = state.lms.exchange_code(code, verifier).await?;
+    drop(permit);
     if let Err(e) = sign_in_with(state, session, &token).await {
         tokens::revoke_even_if_cancelled(state, token).await;
         return Err(e);

@@ -145,20 +145,26 @@ impl Store {
         Ok(())
     }
 
-    /// Pushes a live session's idle expiry back to `expires_at`. A reaper's claim on a session
-    /// that is used again is void: its delete checks the claim.
+    /// Pushes a live session's idle expiry back to `expires_at`; `false` when it has ended. A
+    /// reaper's claim on a session that is used again is void: its delete checks the claim.
     pub async fn extend_session(
         &self,
         key: &str,
         expires_at: i64,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let sql = "UPDATE sessions SET expiry_date = ?, reaping_until = NULL
                    WHERE id = ? AND expiry_date > ?";
-        on_pool!(self, sql, pool => {
-            sqlx::query(sql).bind(expires_at).bind(key).bind(now).execute(pool).await.map(|_| ())
-        })?;
-        Ok(())
+        let extended = on_pool!(self, sql, pool => {
+            sqlx::query(sql)
+                .bind(expires_at)
+                .bind(key)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(extended == 1)
     }
 
     /// Ends a session and returns its token as it was at that instant, so a refresh that lands

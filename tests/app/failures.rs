@@ -532,3 +532,43 @@ async fn the_token_post_is_never_sent_twice() {
         }
     }
 }
+
+#[tokio::test]
+async fn callbacks_beyond_the_exchanges_in_flight_are_turned_away_with_a_503() {
+    let app = spawn_app().await;
+    let authorize = app.start_sign_in().await;
+    let state = query_param(&authorize, "state");
+    let cookie = reqwest::cookie::CookieStore::cookies(&*app.jar, &app.url).unwrap();
+    app.standin
+        .set_fault("token", Some(Fault::Delay(Duration::from_secs(4))));
+    let mut callbacks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        // Shaped like the LMS's codes, so each one would be exchanged.
+        let code = format!("{i:0>30}");
+        let url = app
+            .url
+            .join(&format!("/authorize/?code={code}&state={state}"))
+            .unwrap();
+        let request = crate::helpers::anonymous()
+            .get(url)
+            .header(header::COOKIE, cookie.clone());
+        callbacks.spawn(async move { request.send().await.unwrap() });
+    }
+    let mut busy = 0;
+    while let Some(response) = callbacks.join_next().await {
+        let response = response.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+            assert!(
+                response
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("Too many sign-ins at once")
+            );
+            busy += 1;
+        }
+    }
+    assert_eq!(busy, 12 - profiles::state::MAX_EXCHANGES);
+    assert_eq!(app.standin.calls("token"), profiles::state::MAX_EXCHANGES);
+}

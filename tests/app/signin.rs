@@ -582,3 +582,27 @@ async fn a_thousand_made_up_callbacks_cause_no_token_request() {
     }
     assert_eq!(app.standin.calls("token"), 0);
 }
+
+#[tokio::test]
+async fn an_https_session_cookie_that_matches_no_session_is_removed_with_its_secure_flag() {
+    let app = spawn_app_with(Options {
+        vars: vec![("PUBLIC_URL", "https://profiles.example.org/".into())],
+        ..Default::default()
+    })
+    .await;
+    let stale = format!(
+        "__Host-profiles_session={}",
+        tower_sessions::session::Id::default()
+    );
+    let response = anonymous()
+        .get(app.url.join("/profile/").unwrap())
+        .header(header::COOKIE, stale)
+        .send()
+        .await
+        .unwrap();
+    let removal = set_cookies(&response, "__Host-profiles_session=").remove(0);
+    // Browsers drop a __Host- cookie only when the removal itself is Secure, Path=/.
+    for attribute in ["Secure", "Path=/", "Max-Age=0"] {
+        assert!(removal.contains(attribute), "{attribute}: {removal}");
+    }
+}
