@@ -7,15 +7,17 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # Three layers, each rebuilt only when what it compiles changes: the dependencies (the workspace's
-# manifests, with empty sources for each of its crates), then the client crate, then the app. An
-# edit to the app recompiles the app alone.
+# manifests, with empty sources for each of its crates and for the test targets a manifest
+# names), then the client crate, then the app. An edit to the app recompiles the app alone.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/openedx-client/Cargo.toml crates/openedx-client/
 COPY crates/openedx-standin/Cargo.toml crates/openedx-standin/
-RUN mkdir -p src crates/openedx-client/src/bin/openedx crates/openedx-standin/src \
+RUN mkdir -p src crates/openedx-client/src/bin/openedx crates/openedx-client/tests \
+        crates/openedx-standin/src \
     && for main in src/main.rs crates/openedx-client/src/bin/openedx/main.rs \
         crates/openedx-standin/src/main.rs; do echo 'fn main() {}' > "$main"; done \
     && touch src/lib.rs crates/openedx-client/src/lib.rs crates/openedx-standin/src/lib.rs \
+        crates/openedx-client/tests/cli.rs crates/openedx-client/tests/readme.rs \
     && cargo build --locked --release \
     && rm -rf crates/openedx-client/src
 # The client crate, built by the same command as the app so that the app's build reuses it. The
@@ -23,6 +25,8 @@ RUN mkdir -p src crates/openedx-client/src/bin/openedx crates/openedx-standin/sr
 # member); so do the stand-in's, which the production build never compiles. `touch`: the copied
 # files keep their older times, which cargo would take for "unchanged".
 COPY crates/openedx-client/src crates/openedx-client/src
+# The Open edX facts are the docs of its `wire` module, compiled in from this file.
+COPY crates/openedx-client/OPENEDX.md crates/openedx-client/
 RUN touch crates/openedx-client/src/lib.rs && cargo build --locked --release
 # The app. Templates, static files and migrations are compiled into the binary.
 COPY src src
