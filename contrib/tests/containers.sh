@@ -225,7 +225,7 @@ start_standin() {
     docker run -d --name "$name" --network "$network" --network-alias lms \
         -p "127.0.0.1:$port:8000" \
         -v "$standin:/usr/local/bin/openedx-standin:ro" -e OPENEDX_STANDIN_CLIENT_SECRET \
-        debian:bookworm-slim openedx-standin --bind 0.0.0.0:8000 --client-id profiles \
+        debian:bookworm-slim openedx-standin --bind 0.0.0.0:8000 --client-id "${STANDIN_CLIENT_ID:-profiles}" \
         --redirect-uri "$app/authorize/" --redirect-uri "$app/signed-out/" \
         --logout-uri "$app/frontchannel-logout/" >/dev/null
     wait_for "http://127.0.0.1:$port/heartbeat" 20 \
@@ -443,7 +443,8 @@ export TUTOR_ROOT=$work/tutor-root TUTOR_PLUGINS_ROOT=$work/tutor-plugins
 tutor plugins enable profiles >/dev/null
 # The image this test built stands for the one `tutor images build profiles` builds (Tutor builds
 # with buildx, which this machine does not have).
-tutor config save --set "PROFILES_DOCKER_IMAGE=$image" >/dev/null
+# SQLite: Tutor's MySQL (the plugin's default database) is an image this machine cannot pull.
+tutor config save --set "PROFILES_DOCKER_IMAGE=$image" --set PROFILES_DATABASE=sqlite >/dev/null
 # What Tutor's permissions job does before the app starts: the data folder is the app user's.
 docker run --rm -v "$TUTOR_ROOT/data:/data" debian:bookworm-slim \
     sh -c 'mkdir -p /data/profiles && chown 10001 /data/profiles && chmod 700 /data/profiles'
@@ -452,7 +453,10 @@ own_tutor_dev=1
 if tutor dev dc up -d --no-deps profiles >"$work/tutor-up.log" 2>&1; then
     # The stand-in as `lms` on tutor dev's network, on 8000 as the LMS's runserver is, with the
     # plugin's generated client secret.
-    OPENEDX_STANDIN_CLIENT_SECRET=$(tutor config printvalue PROFILES_OAUTH2_SECRET)
+    # tutor dev signs in with the plugin's dev application, which has its own id and secret.
+    OPENEDX_STANDIN_CLIENT_SECRET=$(tutor config printvalue PROFILES_OAUTH2_SECRET_DEV)
+    STANDIN_CLIENT_ID=$(tutor config printvalue PROFILES_OAUTH2_CLIENT_ID_DEV)
+    export STANDIN_CLIENT_ID
     start_standin "$run-tutor-dev-lms" tutor_dev_default 8000 http://profiles.local.openedx.io:8080
     # Browsers resolve *.local.openedx.io to 127.0.0.1 through public DNS; curl is told so here.
     mkdir "$work/curl"
