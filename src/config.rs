@@ -50,6 +50,12 @@ pub struct Config {
     /// `METRICS_PUBLIC`: also serve `/metrics` beside the pages. Off by default: the counters
     /// describe the traffic, which is nobody's business outside the monitoring network.
     pub metrics_public: bool,
+    /// `REVOCATION_RETRY_MAX_SECS`: the longest wait between two tries of a revocation the LMS
+    /// did not confirm (the waits double from 5 s up to this).
+    pub revocation_retry_max: Duration,
+    /// `DATABASE_TIMEOUT_MS`: how long a request waits for a database connection, and for a
+    /// probe of a database known to be down, before it answers 503.
+    pub database_timeout: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/profiles.db";
@@ -90,6 +96,8 @@ impl Config {
             })
             .transpose()?;
         let metrics_public = env.flag("METRICS_PUBLIC")?;
+        let revocation_retry_max = Duration::from_secs(env.number(&REVOCATION_RETRY_MAX_SECS)?);
+        let database_timeout = Duration::from_millis(env.number(&DATABASE_TIMEOUT_MS)?);
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -147,6 +155,8 @@ impl Config {
             metrics_bind,
             secret_keys,
             metrics_public,
+            revocation_retry_max,
+            database_timeout,
         })
     }
 
@@ -215,6 +225,21 @@ const LMS_TOKEN_LEEWAY_SECS: Range = Range {
     min: 0,
     max: 1800,
     default: 60,
+};
+/// From seconds (an LMS back within a minute is retried at once) to a day.
+const REVOCATION_RETRY_MAX_SECS: Range = Range {
+    variable: "REVOCATION_RETRY_MAX_SECS",
+    min: 1,
+    max: 86_400,
+    default: 300,
+};
+/// Below a second, so a database outage answers before a browser or a probe gives up; long
+/// enough for a busy pool to hand over a connection.
+const DATABASE_TIMEOUT_MS: Range = Range {
+    variable: "DATABASE_TIMEOUT_MS",
+    min: 50,
+    max: 30_000,
+    default: 800,
 };
 
 #[cfg(test)]

@@ -228,6 +228,28 @@ impl AppError {
                 "",
                 "not_found",
             ),
+            Self::Store(e) if e.is_unavailable() => row(
+                S::SERVICE_UNAVAILABLE,
+                "Briefly unavailable",
+                "This app cannot reach its database right now, so it cannot show your pages. \
+                 Nothing is lost: please try again in a few seconds."
+                    .into(),
+                L::WARN,
+                "the database does not answer: check that it runs and that DATABASE_URL points at \
+                 it",
+                "database_unavailable",
+            ),
+            Self::Store(StoreError::KeyMissing(_)) => row(
+                S::SERVICE_UNAVAILABLE,
+                "Briefly unavailable",
+                "This server cannot open your session right now. You are still signed in: please \
+                 try again in a minute; if it keeps happening, quote the request id below to the \
+                 operator."
+                    .into(),
+                L::ERROR,
+                "",
+                "key_missing",
+            ),
             Self::Session(_) | Self::Store(_) | Self::Internal(_) => row(
                 S::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -236,6 +258,18 @@ impl AppError {
                 "",
                 "internal",
             ),
+        }
+    }
+}
+
+impl AppError {
+    /// `Retry-After`, in seconds, for a 503 that will pass by itself.
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            Self::Busy => Some("2"),
+            Self::Store(e) if e.is_unavailable() => Some("5"),
+            Self::Store(StoreError::KeyMissing(_)) => Some("60"),
+            _ => None,
         }
     }
 }
@@ -338,8 +372,8 @@ impl IntoResponse for AppError {
     /// and render.
     fn into_response(self) -> Response {
         let mut response = self.entry().status.into_response();
-        if matches!(self, Self::Busy) {
-            let retry = axum::http::HeaderValue::from_static("2");
+        if let Some(seconds) = self.retry_after() {
+            let retry = axum::http::HeaderValue::from_static(seconds);
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry);

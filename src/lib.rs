@@ -90,19 +90,27 @@ pub async fn serve_until(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let reaper = tokio::spawn(end_expired_sessions(state.clone()));
-    let metrics_server = match state.config.metrics_bind {
-        Some(bind) => Some(serve_metrics(bind, state.clone()).await?),
-        None => None,
-    };
+    // Ids only (they reveal nothing of a key): what a log line about a value that does not open
+    // names, so an operator can tell which key a replica lacks.
+    tracing::info!(
+        key_ids = ?state.store.keys().ids(),
+        "sealing with the first key of SECRET_KEYS, opening with each"
+    );
+    // A set aborts its tasks when dropped: they stop with the server, also when the server's
+    // own future is dropped instead of shut down. Cut short, none loses anything: a revocation
+    // in flight is kept in the database until the LMS confirms it.
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(end_expired_sessions(state.clone()));
+    background.spawn(retry_kept_revocations(state.clone()));
+    background.spawn(state.store.clone().watch());
+    if let Some(bind) = state.config.metrics_bind {
+        background.spawn(serve_metrics(bind, state.clone()).await?);
+    }
     let store = state.store.clone();
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    reaper.abort();
-    if let Some(server) = metrics_server {
-        server.abort();
-    }
+    background.abort_all();
     store.close().await;
     result
 }
@@ -112,7 +120,7 @@ pub async fn serve_until(
 async fn serve_metrics(
     bind: std::net::SocketAddr,
     state: AppState,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -121,11 +129,11 @@ async fn serve_metrics(
     })?;
     tracing::info!(%bind, "metrics and readiness details are served on their own address");
     let router = routes::health::internal_router(state);
-    Ok(tokio::spawn(async move {
+    Ok(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "the metrics server stopped");
         }
-    }))
+    })
 }
 
 /// Every minute, the sessions past their expiry: each one's refresh token is revoked at the LMS
@@ -136,6 +144,38 @@ async fn end_expired_sessions(state: AppState) {
         every.tick().await;
         if let Err(e) = tokens::reap_expired(&state).await {
             tracing::warn!(error = %e, "could not end expired sessions");
+        }
+    }
+}
+
+/// Every second, the revocations the LMS has not confirmed yet whose time has come (one indexed
+/// read when none has). A failing database is reported when it starts failing, then once a
+/// minute, not every second.
+async fn retry_kept_revocations(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    let mut last_report = tokio::time::Instant::now();
+    loop {
+        every.tick().await;
+        match tokens::retry_revocations(&state).await {
+            Ok(_) => {
+                if failing_since.take().is_some() {
+                    tracing::info!("kept revocations can be read again");
+                }
+            }
+            Err(e) => {
+                let now = tokio::time::Instant::now();
+                let report = match failing_since {
+                    None => true,
+                    Some(_) => now.duration_since(last_report).as_secs() >= 60,
+                };
+                failing_since.get_or_insert(now);
+                if report {
+                    last_report = now;
+                    tracing::warn!(error = %e, "could not retry kept revocations (reported once a minute while it lasts)");
+                }
+            }
         }
     }
 }

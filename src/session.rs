@@ -164,6 +164,8 @@ impl AppSession {
         let Some(key) = self.key() else {
             return Ok(Presence::Anonymous);
         };
+        // A database known to be down: a 503 at once, the cookie kept for when it is back.
+        store.available()?;
         let now = unix_now();
         let row = match store.load_session(&key, now).await {
             Ok(Some(row)) => row,

@@ -27,8 +27,12 @@ pub const MAX_EXCHANGES: usize = 8;
 impl AppState {
     /// Opens the database (applying migrations, settling the keys) and builds the LMS client.
     pub async fn new(config: Config) -> Result<Self, String> {
-        let store =
-            Store::connect(config.database_url.expose(), config.secret_keys.clone()).await?;
+        let store = Store::connect_with(
+            config.database_url.expose(),
+            config.secret_keys.clone(),
+            config.database_timeout,
+        )
+        .await?;
         let metrics = Arc::new(Metrics::default());
         let observed = metrics.clone();
         let lms = LmsClient::new(config.lms.clone())

@@ -18,9 +18,17 @@ mod key_file;
 pub mod profiles;
 pub mod reaper;
 pub mod refresh;
+pub mod revocations;
 pub mod sessions;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{
@@ -31,8 +39,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use self::sessions::{SessionRecord, SignedInRow, StoredToken, session_key};
-use crate::keys::{KeyRing, Purpose};
+pub use self::{
+    revocations::{Kept, Schedule},
+    sessions::{SessionRecord, SignedInRow, StoredToken, session_key},
+};
+use crate::keys::{KeyRing, Purpose, Unopenable};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -90,12 +101,36 @@ pub enum StoreError {
         .0.classify(), .0.line(), .0.column()
     )]
     Corrupt(#[from] serde_json::Error),
-    /// Sealed under a key that `SECRET_KEYS` no longer lists, or altered in the database.
+    /// The database is known to be unreachable ([`Store::watch`]): refused without trying.
+    #[error("the database is unreachable (refused at once until a probe reaches it again)")]
+    Unavailable,
+    /// Sealed under a key this replica's `SECRET_KEYS` does not list (its id): an operator
+    /// error, answered 503 and never with a sign-out, since a replica that has the key can open it.
     #[error(
-        "a stored session does not open with SECRET_KEYS (sealed under a key no longer listed, \
-         or altered in the database)"
+        "a stored value is sealed under key {0}, which SECRET_KEYS does not list on this replica; \
+         add that key to SECRET_KEYS on every replica (a rotation adds a new key last everywhere \
+         before putting it first: docs/kubernetes.md)"
     )]
+    KeyMissing(String),
+    /// Altered in the database, or moved to another row: it does not open with any listed key.
+    #[error("a stored value does not open: altered in the database, or moved to another row")]
     Sealed,
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (or is known to be down), as opposed to a query
+    /// that failed or a value that does not open: the request may well work in a few seconds.
+    pub fn is_unavailable(&self) -> bool {
+        use sqlx::Error as E;
+        match self {
+            Self::Unavailable => true,
+            Self::Database(e) => matches!(
+                e,
+                E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -109,7 +144,15 @@ pub(crate) enum Db {
 pub struct Store {
     db: Db,
     keys: KeyRing,
+    /// `DATABASE_TIMEOUT_MS`: the pool's acquire timeout, and a probe's.
+    timeout: Duration,
+    /// Set while the database is known to be unreachable ([`Store::watch`]): requests then fail
+    /// at once instead of each waiting out the timeout.
+    down: Arc<AtomicBool>,
 }
+
+/// The timeout [`Store::connect`] uses; the app passes `DATABASE_TIMEOUT_MS`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(800);
 
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations. What is stored is
@@ -117,23 +160,40 @@ impl Store {
     /// database, made at first start, while PostgreSQL needs them (the configuration already
     /// refused that).
     pub async fn connect(database_url: &str, keys: Option<KeyRing>) -> Result<Self, String> {
+        Self::connect_with(database_url, keys, DEFAULT_TIMEOUT).await
+    }
+
+    /// [`connect`](Self::connect), waiting at most `timeout` for a connection (`DATABASE_TIMEOUT_MS`).
+    pub async fn connect_with(
+        database_url: &str,
+        keys: Option<KeyRing>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let shared = "SECRET_KEYS: is not set; replicas sharing a database must share it";
         let (db, keys) = if is_postgres(database_url) {
             let keys = keys.ok_or(shared)?;
-            (Db::Postgres(connect_postgres(database_url).await?), keys)
+            (Db::Postgres(connect_postgres(database_url, timeout).await?), keys)
         } else if is_mysql(database_url) {
             let keys = keys.ok_or(shared)?;
-            (Db::MySql(connect_mysql(database_url).await?), keys)
+            (Db::MySql(connect_mysql(database_url, timeout).await?), keys)
         } else {
             let options = sqlite_options(database_url)?;
             key_file::private_database_file(options.get_filename())?;
             let keys = match keys {
-                Some(keys) => keys,
+                Some(keys) => {
+                    key_file::warn_if_ignored(options.get_filename(), &keys);
+                    keys
+                }
                 None => key_file::load_or_create(options.get_filename())?,
             };
-            (Db::Sqlite(connect_sqlite(options).await?), keys)
+            (Db::Sqlite(connect_sqlite(options, timeout).await?), keys)
         };
-        let store = Self { db, keys };
+        let store = Self {
+            db,
+            keys,
+            timeout,
+            down: Arc::new(AtomicBool::new(false)),
+        };
         store
             .migrate()
             .await
@@ -182,8 +242,64 @@ impl Store {
         }
     }
 
-    /// Whether the database answers and every migration this build knows is applied.
+    /// Fails at once while the database is known to be unreachable; requests call it before
+    /// their first query, so an outage costs them nothing but a 503.
+    pub fn available(&self) -> Result<(), StoreError> {
+        match self.down.load(Ordering::Relaxed) {
+            true => Err(StoreError::Unavailable),
+            false => Ok(()),
+        }
+    }
+
+    /// Watches the database for as long as it runs: a probe every second while it answers, every
+    /// 200 ms while it does not, each bounded by the timeout; [`available`](Self::available)
+    /// follows. Logs the start and the end of an outage, once each.
+    pub async fn watch(self) {
+        let mut down_since: Option<std::time::Instant> = None;
+        loop {
+            let answered = tokio::time::timeout(self.timeout, self.ping()).await;
+            match (answered, down_since) {
+                (Ok(Ok(())), Some(since)) => {
+                    self.down.store(false, Ordering::Relaxed);
+                    down_since = None;
+                    let secs = since.elapsed().as_secs_f32();
+                    tracing::info!(down_for_secs = secs, "the database answers again");
+                }
+                (Ok(Ok(())), None) => {}
+                (failed, None) => {
+                    self.down.store(true, Ordering::Relaxed);
+                    down_since = Some(std::time::Instant::now());
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {} ms", self.timeout.as_millis()),
+                    };
+                    tracing::error!(
+                        error,
+                        "the database does not answer: pages answer 503 until it does (checked \
+                         every 200 ms)"
+                    );
+                }
+                (_, Some(_)) => {}
+            }
+            let pause = if down_since.is_some() { 200 } else { 1000 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    }
+
+    async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Whether the database answers and every migration this build knows is applied, within the
+    /// timeout (a readiness probe must answer within its own, often 1 s).
     pub async fn check(&self) -> Result<(), String> {
+        self.available().map_err(|e| e.to_string())?;
+        tokio::time::timeout(self.timeout, self.check_migrations())
+            .await
+            .map_err(|_| format!("no answer within {} ms", self.timeout.as_millis()))?
+    }
+
+    async fn check_migrations(&self) -> Result<(), String> {
         let applied: Result<i64, sqlx::Error> = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
                 .fetch_one(pool)
@@ -217,8 +333,11 @@ impl Store {
     ) -> Result<T, StoreError> {
         let json = self
             .keys
-            .open(purpose, sealed, key.as_bytes())
-            .ok_or(StoreError::Sealed)?;
+            .open_or_why(purpose, sealed, key.as_bytes())
+            .map_err(|why| match why {
+                Unopenable::UnknownKey(id) => StoreError::KeyMissing(id),
+                Unopenable::Refused => StoreError::Sealed,
+            })?;
         Ok(serde_json::from_slice(&json)?)
     }
 
@@ -246,22 +365,26 @@ fn sqlite_options(database_url: &str) -> Result<SqliteConnectOptions, String> {
         .busy_timeout(Duration::from_secs(5)))
 }
 
-async fn connect_sqlite(options: SqliteConnectOptions) -> Result<SqlitePool, String> {
+async fn connect_sqlite(
+    options: SqliteConnectOptions,
+    timeout: Duration,
+) -> Result<SqlitePool, String> {
     // Each SQLite connection is a thread that every query hands off to and back from; beyond a
     // couple per core the hand-offs cost more than the parallel reads gain (BENCHMARKS.md: 2, 4
     // and 8 on two cores).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
     SqlitePoolOptions::new()
         .max_connections((2 * cores).clamp(4, 16))
+        .acquire_timeout(timeout)
         .connect_with(options)
         .await
         .map_err(|e| format!("DATABASE_URL: cannot open the database: {e}"))
 }
 
-async fn connect_postgres(database_url: &str) -> Result<PgPool, String> {
+async fn connect_postgres(database_url: &str, timeout: Duration) -> Result<PgPool, String> {
     PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(timeout)
         .connect(database_url)
         .await
         // sqlx's message names host and database, never the password.
@@ -295,7 +418,7 @@ async fn migrate_mysql(pool: &MySqlPool) -> Result<(), MigrateError> {
 /// TLS is rustls in sqlx's default `ssl-mode=preferred`: used whenever the server offers it (MySQL
 /// 8.4 does by default), plain otherwise. `preferred` and `required` encrypt but do not check the
 /// server's certificate; `ssl-mode=verify_identity&ssl-ca=...` in the URL does.
-async fn connect_mysql(database_url: &str) -> Result<MySqlPool, String> {
+async fn connect_mysql(database_url: &str, timeout: Duration) -> Result<MySqlPool, String> {
     // sqlx knows the `mysql://` scheme only; MariaDB speaks the same protocol.
     let url = match database_url.strip_prefix("mariadb://") {
         Some(rest) => format!("mysql://{rest}"),
@@ -303,7 +426,7 @@ async fn connect_mysql(database_url: &str) -> Result<MySqlPool, String> {
     };
     MySqlPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(timeout)
         .connect(&url)
         .await
         .map_err(|e| mysql_connect_error(&e.to_string()))
@@ -378,7 +501,7 @@ pub(crate) mod tests {
             .await
             .expect("store");
         store
-            .record_sign_in("ada", None, None, None, 1)
+            .record_sign_in("ada", None, &profiles::ProfileDetails::default(), 1)
             .await
             .expect("write");
         let mode = |p: &std::path::Path| {

@@ -12,7 +12,7 @@ use openedx_client::{Endpoint, LmsError, Token, unix_now};
 
 use crate::{
     state::AppState,
-    store::{StoreError, StoredToken},
+    store::{Kept, Schedule, StoreError, StoredToken},
 };
 
 /// Expired sessions a replica claims at once; the rest wait for the next round.
@@ -75,34 +75,202 @@ pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<T
     }
 }
 
-/// Ends a session for good: deletes its row and revokes its token at the LMS. A revocation that
-/// fails is logged, and the session is over here all the same: keeping it would not make the LMS
-/// listen.
+/// Ends a session for good: deletes its row, keeping its token for revocation in the same
+/// transaction, then revokes it at the LMS ([`settle`]). A revocation the LMS does not confirm is
+/// retried later ([`retry_revocations`]); the session is over here all the same.
 pub async fn end_session(state: &AppState, key: &str) -> Result<(), StoreError> {
-    if let Some(token) = state.store.take_session_token(key).await? {
-        revoke_even_if_cancelled(state, token).await;
+    let now = unix_now();
+    let schedule = first_try(state, now);
+    if let Some(kept) = state.store.end_session(key, schedule, now).await? {
+        settle_even_if_cancelled(state, kept).await;
     }
     Ok(())
 }
 
-/// Revokes `token` on a task of its own, so that a request cancelled meanwhile (the browser went
-/// away, the request timed out) cannot leave a token deleted here but alive at the LMS.
-pub async fn revoke_even_if_cancelled(state: &AppState, token: Token) -> bool {
-    let task = {
-        let state = state.clone();
-        tokio::spawn(async move { revoke(&state, &token).await })
-    };
-    task.await.unwrap_or(false)
+/// When a kept revocation's first retry may come, leaving the replica that kept it time for its
+/// own try; and when it is given up: a refresh token is dead at the LMS 90 days after it was
+/// issued (`REFRESH_TOKEN_EXPIRE_SECONDS`, `openedx_client::wire`), and revoking it is moot then.
+fn first_try(state: &AppState, now: i64) -> Schedule {
+    let own_try = state.config.lms.timeout.as_secs() as i64 * 2 + 5;
+    Schedule {
+        next_attempt_at: now + own_try,
+        give_up_at: now + REFRESH_TOKEN_LIFETIME_SECS,
+    }
 }
 
-/// Revokes what the LMS can revoke of `token`, logging a failure.
-async fn revoke(state: &AppState, token: &Token) -> bool {
-    match state.lms.revoke(token).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not revoke a token at the LMS; it was deleted here");
-            false
+/// `REFRESH_TOKEN_EXPIRE_SECONDS` in edx-platform's `lms/envs/common.py`.
+const REFRESH_TOKEN_LIFETIME_SECS: i64 = 90 * 86_400;
+
+/// The wait before try `attempts + 1`: from 5 s, doubled each time, up to
+/// `REVOCATION_RETRY_MAX_SECS`, less up to a fifth at random so that replicas' retries spread.
+fn backoff(attempts: i64, max: Duration) -> i64 {
+    let max = max.as_secs().max(1);
+    let wait = 5u64
+        .saturating_mul(1u64 << attempts.clamp(0, 30))
+        .min(max);
+    (wait - rand::Rng::gen_range(&mut rand::thread_rng(), 0..=wait / 5)) as i64
+}
+
+/// [`settle`] on a task of its own, so that a request cancelled meanwhile (the browser went
+/// away, the request timed out) leaves the revocation done or kept, never half-way.
+async fn settle_even_if_cancelled(state: &AppState, kept: Kept) {
+    let state = state.clone();
+    let _ = tokio::spawn(async move { settle(&state, kept).await }).await;
+}
+
+/// How trying a kept revocation ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    Revoked,
+    Postponed,
+    /// Sealed under a key this replica lacks: left for one that has it.
+    NotHere,
+    /// Past saving (altered in the database, or dead at the LMS anyway): dropped, and said so.
+    Dropped,
+}
+
+/// Tries a kept revocation once: confirmed, the row goes; refused or unanswered, it is
+/// postponed with back-off; a token that does not open here is left, or dropped, with a log line
+/// that says which and why.
+async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
+    let store = &state.store;
+    let now = unix_now();
+    let token = match store.open_kept(&kept) {
+        Ok(token) => token,
+        Err(StoreError::KeyMissing(key_id)) => {
+            tracing::error!(
+                key_id = %key_id,
+                "a token to revoke is sealed under a key SECRET_KEYS does not list here; left for                  a replica that has it (add the key to SECRET_KEYS)"
+            );
+            let retry = now + state.config.revocation_retry_max.as_secs() as i64;
+            store.postpone_revocation(&kept.id, kept.attempts, retry).await?;
+            return Ok(Settled::NotHere);
         }
+        Err(e) => {
+            tracing::warn!(error = %e, "dropped a token to revoke that does not open");
+            store.forget_revocation(&kept.id).await?;
+            return Ok(Settled::Dropped);
+        }
+    };
+    match state.lms.revoke(&token).await {
+        Ok(()) => {
+            store.forget_revocation(&kept.id).await?;
+            if kept.attempts > 0 {
+                tracing::info!(attempts = kept.attempts + 1, "the LMS confirmed a kept revocation");
+            }
+            Ok(Settled::Revoked)
+        }
+        Err(e) if now >= kept.give_up_at => {
+            tracing::info!(error = %e, "gave up a revocation: the token has expired at the LMS");
+            store.forget_revocation(&kept.id).await?;
+            Ok(Settled::Dropped)
+        }
+        Err(e) => {
+            let attempts = kept.attempts + 1;
+            let next = now + backoff(attempts, state.config.revocation_retry_max);
+            tracing::warn!(
+                error = %e,
+                attempts,
+                retry_in_secs = next - now,
+                "the LMS did not confirm a revocation; kept to try again"
+            );
+            store.postpone_revocation(&kept.id, attempts, next).await?;
+            Ok(Settled::Postponed)
+        }
+    }
+}
+
+/// Revokes `token`, which no session holds (a sign-in that failed after the code exchange, a
+/// refreshed token that could not be stored), on a task of its own. If the LMS does not confirm,
+/// the token is kept for [`retry_revocations`]; if the database cannot keep it either, this
+/// process keeps trying both, with back-off, until one works or the token has expired.
+pub async fn revoke_or_keep(state: &AppState, token: Token) {
+    let task = tokio::spawn({
+        let state = state.clone();
+        async move {
+        let now = unix_now();
+        let give_up_at = now + REFRESH_TOKEN_LIFETIME_SECS;
+        let mut attempts = 0;
+        loop {
+            let revoked = state.lms.revoke(&token).await;
+            let Err(e) = revoked else { return };
+            let now = unix_now();
+            attempts += 1;
+            let schedule = Schedule {
+                next_attempt_at: now + backoff(attempts, state.config.revocation_retry_max),
+                give_up_at,
+            };
+            match state.store.keep_revocation(&token, schedule, now).await {
+                Ok(_) => {
+                    tracing::warn!(error = %e, "the LMS did not confirm a revocation; kept to try again");
+                    return;
+                }
+                Err(stored) if now < give_up_at => {
+                    tracing::error!(
+                        error = %e,
+                        database = %stored,
+                        "neither the LMS nor the database answered: this process holds a token \
+                         to revoke and keeps trying"
+                    );
+                }
+                Err(_) => return,
+            }
+            let wait = backoff(attempts, state.config.revocation_retry_max);
+            tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+        }
+    }
+    });
+    // The first round is awaited (a sign-in's page follows it); later rounds are not.
+    let first_round = state.config.lms.timeout + state.config.database_timeout * 2;
+    let _ = tokio::time::timeout(first_round, task).await;
+}
+
+/// What one round of [`retry_revocations`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Retried {
+    pub revoked: usize,
+    pub postponed: usize,
+    pub not_here: usize,
+    pub dropped: usize,
+}
+
+/// Kept revocations whose time has come: claimed a batch at a time (so one replica tries each),
+/// tried a few at once, each bounded by `LMS_TIMEOUT_SECS`. Costs one indexed read when nothing
+/// is due.
+pub async fn retry_revocations(state: &AppState) -> Result<Retried, StoreError> {
+    let mut retried = Retried::default();
+    let now = unix_now();
+    if !state.store.revocations_due(now).await? {
+        return Ok(retried);
+    }
+    let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
+    let until = now + (state.config.lms.timeout.as_secs() * rounds) as i64 + 60;
+    let batch = state
+        .store
+        .claim_due_revocations(now, until, REAP_BATCH)
+        .await?;
+    let mut failed = None;
+    for chunk in batch.chunks(REVOKE_CONCURRENCY) {
+        let mut tries = tokio::task::JoinSet::new();
+        for kept in chunk {
+            let (state, kept) = (state.clone(), kept.clone());
+            tries.spawn(async move { settle(&state, kept).await });
+        }
+        // Every task is awaited, even after one failed: each holds a claim it should settle.
+        while let Some(joined) = tries.join_next().await {
+            match joined {
+                Ok(Ok(Settled::Revoked)) => retried.revoked += 1,
+                Ok(Ok(Settled::Postponed)) => retried.postponed += 1,
+                Ok(Ok(Settled::NotHere)) => retried.not_here += 1,
+                Ok(Ok(Settled::Dropped)) => retried.dropped += 1,
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => tracing::warn!(error = %e, "a kept revocation's try failed"),
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(retried),
     }
 }
 
@@ -114,11 +282,10 @@ pub struct Reaped {
     pub failed: usize,
 }
 
-/// Ends sessions past their expiry: claims a batch (so one replica handles each), deletes each
-/// one (unless it was used again meanwhile) taking the token it held at that instant, and revokes
-/// that token at the LMS, a few at a time, each bounded by `LMS_TIMEOUT_SECS`. A token the LMS
-/// could not revoke is gone here anyway (best effort, logged): it dies at the LMS within its own
-/// lifetime.
+/// Ends sessions past their expiry: claims a batch (so one replica handles each), ends each one
+/// (unless it was used again meanwhile), keeping the token it held at that instant, and revokes
+/// that token at the LMS, a few at a time, each bounded by `LMS_TIMEOUT_SECS`. A revocation the
+/// LMS does not confirm stays kept for [`retry_revocations`].
 pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
     let mut reaped = Reaped::default();
     loop {
@@ -137,21 +304,22 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
             for key in chunk {
                 let (state, key) = (state.clone(), key.clone());
                 revocations.spawn(async move {
-                    let token = state.store.delete_reaped_session(&key, until, now).await?;
-                    Ok::<_, StoreError>(match token {
-                        Some(token) => Some(revoke(&state, &token).await),
-                        None => None,
-                    })
+                    let schedule = first_try(&state, now);
+                    let store = &state.store;
+                    match store.end_reaped_session(&key, until, schedule, now).await? {
+                        Some(kept) => settle(&state, kept).await.map(Some),
+                        None => Ok(None),
+                    }
                 });
             }
             // Every task of the chunk is awaited, even after one failed: dropping the set would
-            // abort a sibling that has deleted its row but not yet revoked its token.
+            // abort a sibling that has ended its session but not yet tried its revocation.
             let mut failed = None;
             while let Some(joined) = revocations.join_next().await {
                 reaped.sessions += 1;
                 match joined {
-                    Ok(Ok(Some(true))) => reaped.revoked += 1,
-                    Ok(Ok(Some(false))) => reaped.failed += 1,
+                    Ok(Ok(Some(Settled::Revoked))) => reaped.revoked += 1,
+                    Ok(Ok(Some(_))) => reaped.failed += 1,
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => failed = failed.or(Some(e)),
                     Err(e) => tracing::warn!(error = %e, "an expired session's revocation failed"),
@@ -169,7 +337,7 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
         tracing::info!(
             sessions = reaped.sessions,
             revoked = reaped.revoked,
-            failed = reaped.failed,
+            kept_to_retry = reaped.failed,
             "ended expired sessions and revoked their tokens at the LMS"
         );
     }
@@ -185,7 +353,7 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
                 Ok(stored) => stored,
                 Err(e) => {
                     // The LMS rotated the refresh token; unstored, the new one must not stay alive.
-                    revoke(&state, &token).await;
+                    revoke_or_keep(&state, token).await;
                     return Err(e.into());
                 }
             };
@@ -196,7 +364,7 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
             }
             if store.token(&key, unix_now()).await?.is_none() {
                 // Signed out while the LMS answered: the new token must not outlive the session.
-                revoke(&state, &token).await;
+                revoke_or_keep(&state, token).await;
                 return Err(TokenError::Ended);
             }
             // The claim lapsed and another request stored a newer token; this one still works

@@ -138,9 +138,16 @@ fn page_for_status(
     (title, message)
 }
 
-/// One line per failed request, at the error's level, with what the operator should check.
+/// One line per failed request, at the error's level, with what the operator should check;
+/// during a database outage, at most one a second, with how many it stood for.
 fn log(error: &AppError, entry: &Entry) {
     let (status, hint) = (entry.status.as_u16(), entry.hint);
+    if entry.reason == "database_unavailable" {
+        if let Some(requests) = OUTAGE_LOG.admit() {
+            tracing::warn!(status, error = %error, requests, "{hint} (one line a second)");
+        }
+        return;
+    }
     match entry.level {
         Level::ERROR if hint.is_empty() => {
             tracing::error!(status, error = %error, "request failed")
@@ -148,5 +155,51 @@ fn log(error: &AppError, entry: &Entry) {
         Level::ERROR => tracing::error!(status, error = %error, "{hint}"),
         Level::WARN => tracing::warn!(status, error = %error, "request failed"),
         _ => tracing::info!(status, error = %error, "request refused"),
+    }
+}
+
+/// The log rate during a database outage: every request fails alike, and one line a second says
+/// as much as thousands. A process-wide limiter, as the log itself is.
+static OUTAGE_LOG: RateLimitedLog = RateLimitedLog::new();
+
+struct RateLimitedLog {
+    /// The second of the last line (since the process's first failure), and the failures since.
+    state: std::sync::Mutex<(u64, u64)>,
+    start: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl RateLimitedLog {
+    const fn new() -> Self {
+        Self {
+            state: std::sync::Mutex::new((u64::MAX, 0)),
+            start: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `Some(how many failures this line stands for)` when a line may be written now.
+    fn admit(&self) -> Option<u64> {
+        let start = self.start.get_or_init(std::time::Instant::now);
+        let second = start.elapsed().as_secs();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 += 1;
+        if state.0 == second {
+            return None;
+        }
+        let requests = state.1;
+        *state = (second, 0);
+        Some(requests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimitedLog;
+
+    #[test]
+    fn an_outage_logs_one_line_a_second_counting_the_rest() {
+        let log = RateLimitedLog::new();
+        assert_eq!(log.admit(), Some(1));
+        let more: Vec<_> = (0..1000).filter_map(|_| log.admit()).collect();
+        assert!(more.len() <= 1, "{more:?}");
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     session::{AppSession, PendingSignIn, Presence},
     signed_in::Visitor,
     state::AppState,
-    store::SessionRecord,
+    store::{SessionRecord, profiles::ProfileDetails},
     tokens,
 };
 
@@ -123,6 +123,9 @@ async fn complete(
     query: Result<Query<CallbackQuery>, QueryRejection>,
     spent_cookie: &mut Option<HeaderValue>,
 ) -> Result<Response, AppError> {
+    // Before the pending cookie is spent or a code exchanged: with the database down no session
+    // could be stored, and the same callback works again once it is back (the code lives 60 s).
+    state.store.available()?;
     if uri.query().map_or(0, str::len) > MAX_CALLBACK_QUERY {
         return Err(AppError::BadCallback("its query string is far too long"));
     }
@@ -196,7 +199,7 @@ async fn exchange_and_sign_in(
     let token = state.lms.exchange_code(code, verifier).await?;
     drop(permit);
     if let Err(e) = sign_in_with(state, session, &token).await {
-        tokens::revoke_even_if_cancelled(state, token).await;
+        tokens::revoke_or_keep(state, token).await;
         return Err(e);
     }
     Ok(())
@@ -229,8 +232,10 @@ async fn sign_in_with(
         .record_sign_in(
             &account.username,
             user_id,
-            account.email.as_deref(),
-            account.name.as_deref(),
+            &ProfileDetails {
+                email: account.email.clone(),
+                name: account.name.clone(),
+            },
             now,
         )
         .await?;

@@ -156,3 +156,59 @@ fn warn_if_others_can_read(dir: &Path) {
 
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_dir: &Path) {}
+
+/// With `SECRET_KEYS` set, a key file beside the database (made by an earlier start without it)
+/// is not read: whatever was sealed with a key only it holds no longer opens. Says so at start,
+/// naming the fix, when `keys` lacks any key of that file.
+pub fn warn_if_ignored(db: &Path, keys: &KeyRing) {
+    if let Some(warning) = ignored_key_file(db, keys) {
+        tracing::warn!("{warning}");
+    }
+}
+
+fn ignored_key_file(db: &Path, keys: &KeyRing) -> Option<String> {
+    if in_memory(db) {
+        return None;
+    }
+    let path = key_path(db);
+    let text = fs::read_to_string(&path).ok()?;
+    let file_keys = KeyRing::parse(text.trim()).ok()?;
+    if keys.contains_all(&file_keys) {
+        return None;
+    }
+    Some(format!(
+        "SECRET_KEYS is set, so the key file {} is not read, and SECRET_KEYS lacks its key (id \
+         {}): sessions and revocations sealed with it do not open (signed-in pages answer 503); \
+         add the file's content to SECRET_KEYS, last, until those sessions have expired, then \
+         delete the file",
+        path.display(),
+        file_keys.ids().join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db() -> PathBuf {
+        std::env::temp_dir()
+            .join(format!("profiles-key-file-{}", rand::random::<u64>()))
+            .join("db.sqlite")
+    }
+
+    #[test]
+    fn a_key_file_that_secret_keys_would_ignore_is_reported_with_its_key_id() {
+        let db = temp_db();
+        private_database_file(&db).expect("db file");
+        let from_file = load_or_create(&db).expect("key file");
+        let other = KeyRing::parse(&KeyRing::generate_key()).expect("key");
+        let warning = ignored_key_file(&db, &other).expect("warned");
+        assert!(warning.contains(&from_file.ids()[0]), "{warning}");
+        assert!(warning.contains("SECRET_KEYS"), "{warning}");
+        let text = fs::read_to_string(key_path(&db)).expect("read");
+        let both = KeyRing::parse(&format!("{},{}", KeyRing::generate_key(), text.trim()))
+            .expect("keys");
+        assert_eq!(ignored_key_file(&db, &both), None, "listed: nothing to say");
+        assert_eq!(ignored_key_file(&temp_db(), &other), None, "no file: nothing to say");
+    }
+}

@@ -1,11 +1,12 @@
 //! Ending expired sessions once across replicas: a replica claims a batch (`reaping_until`), then
 //! deletes each claimed row, taking the token it held at that instant for revocation.
 
-use openedx_client::Token;
-
 use sqlx::AssertSqlSafe;
 
-use super::{Db, Store, StoreError, numbered};
+use super::{
+    Db, Store, StoreError, numbered,
+    revocations::{Kept, Schedule},
+};
 
 impl Store {
     /// Claims up to `limit` expired sessions until `until`, so that one replica ends them while
@@ -68,19 +69,18 @@ impl Store {
         Ok(keys)
     }
 
-    /// Deletes an expired session this replica claimed, unless it was used again meanwhile, and
-    /// returns the token it held at that instant: the one to revoke, even if a refresh replaced
-    /// the token the claim saw. `None` when there is nothing to revoke.
-    pub async fn delete_reaped_session(
+    /// Ends an expired session this replica claimed, unless it was used again meanwhile, keeping
+    /// the token it held at that instant for revocation: the one to revoke, even if a refresh
+    /// replaced the token the claim saw. `None` when the session was used again or is gone.
+    pub async fn end_reaped_session(
         &self,
         key: &str,
         claimed_until: i64,
+        schedule: Schedule,
         now: i64,
-    ) -> Result<Option<Token>, StoreError> {
+    ) -> Result<Option<Kept>, StoreError> {
         let and = " AND reaping_until = ? AND expiry_date <= ?";
-        let sealed = self
-            .delete_returning_token(key, and, &[claimed_until, now])
-            .await?;
-        Ok(sealed.and_then(|sealed| self.open_or_report(key, &sealed)))
+        self.end_session_keeping_token(key, and, &[claimed_until, now], schedule, now)
+            .await
     }
 }

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use openedx_standin::{LmsUser, RegisteredClient, Settings, StandIn};
-use profiles::{AppState, app, config::Config};
+use profiles::{AppState, config::Config};
 use reqwest::{StatusCode, cookie::CookieStore, header};
 use tokio::{net::TcpListener, task::JoinHandle};
 use url::Url;
@@ -28,6 +28,19 @@ pub struct TestApp {
 }
 
 impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Another server on a [`TestApp`]'s database and LMS, stopped when dropped.
+pub struct Replica {
+    pub url: Url,
+    pub state: AppState,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Replica {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -165,9 +178,13 @@ async fn serve(
         tweak(&mut config);
     }
     let state = AppState::new(config).await.expect("app state");
-    let router = app(state.clone());
+    // As `main` serves it: with the background work (expired sessions, kept revocations, the
+    // database watch) that a real process runs.
+    let served = state.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        profiles::serve_until(listener, served, std::future::pending())
+            .await
+            .unwrap();
     });
     (state, task)
 }
@@ -357,6 +374,22 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         (url, serve(listener, &self.vars, self.tweak).await.1)
+    }
+
+    /// [`replica`](Self::replica), with the variable `name` set to `value` (e.g. another
+    /// `SECRET_KEYS`, as a replica in the middle of a rolling deploy has).
+    pub async fn replica_with(&self, name: &str, value: &str) -> Replica {
+        let mut vars = self.vars.clone();
+        vars.insert(name.into(), value.into());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let (state, task) = serve(listener, &vars, self.tweak).await;
+        Replica { url, state, task }
+    }
+
+    /// Stops this app, as a replica that is shut down or dies.
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     /// Stops this app and starts a fresh process-equivalent on the same database and cookie jar.

@@ -21,6 +21,7 @@ mod logs;
 mod operations;
 mod proxy;
 mod replicas;
+mod revocations;
 mod sessions;
 mod signin;
 mod startup;

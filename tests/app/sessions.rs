@@ -251,7 +251,20 @@ async fn the_database_files_hold_neither_the_access_nor_the_refresh_token() {
 }
 
 #[tokio::test]
-async fn a_key_rotation_keeps_people_signed_in_and_dropping_their_key_ends_it() {
+async fn the_raw_database_bytes_hold_neither_the_learners_email_nor_name() {
+    let app = spawn_app().await;
+    app.sign_in().await;
+    app.post_with_csrf("/profile/reload").await;
+    let bytes = database_bytes(&app);
+    for personal in ["learner@example.com", "Ada Lovelace", "Lovelace"] {
+        assert!(!contains(&bytes, personal), "{personal} is readable on disk");
+    }
+    let csrf = app.csrf().await;
+    assert!(!contains(&bytes, &csrf), "the CSRF token is readable on disk");
+}
+
+#[tokio::test]
+async fn a_key_rotation_keeps_people_signed_in_and_a_server_without_their_key_answers_503() {
     let old = profiles::keys::KeyRing::generate_key();
     let new = profiles::keys::KeyRing::generate_key();
     let mut app = spawn_app_with(Options {
@@ -265,12 +278,63 @@ async fn a_key_rotation_keeps_people_signed_in_and_dropping_their_key_ends_it() 
         .insert("SECRET_KEYS".into(), format!("{new},{old}"));
     app.restart().await;
     assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+    // A reload re-seals the session's record under the new key.
+    app.post_with_csrf("/profile/reload").await;
 
-    app.vars.insert("SECRET_KEYS".into(), new);
+    // The old key alone (a replica not yet given the new one): an operator's mistake, answered
+    // with a 503 that keeps the cookie, never a sign-out.
+    app.vars.insert("SECRET_KEYS".into(), old.clone());
     app.restart().await;
     let response = app.get("/profile/").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[header::LOCATION], "/");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert!(response.text().await.unwrap().contains("still signed in"));
+    assert_eq!(app.sessions_stored().await, 1);
+    assert_eq!(crate::helpers::revoked_refresh_tokens(&app), 0);
+
+    app.vars.insert("SECRET_KEYS".into(), format!("{new},{old}"));
+    app.restart().await;
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_rolling_rotation_across_two_replicas_keeps_every_session() {
+    let old = profiles::keys::KeyRing::generate_key();
+    let new = profiles::keys::KeyRing::generate_key();
+    let mut a = spawn_app_with(Options {
+        vars: vec![("SECRET_KEYS", old.clone())],
+        ..Options::default()
+    })
+    .await;
+    // Shorter than the refresh leeway: every page refreshes the token, which re-seals it too.
+    a.standin.set_jwt_lifetime(Duration::from_secs(30));
+    a.sign_in().await;
+    let mut b = a.replica_with("SECRET_KEYS", &old).await;
+    // Each phase: every replica rolled, then every session read (and re-sealed) on each of them.
+    let phases = [
+        // 1. The new key, last, everywhere: it opens, nothing is sealed with it yet.
+        (format!("{old},{new}"), old.clone()),
+        (format!("{old},{new}"), format!("{old},{new}")),
+        // 2. The new key first: it seals, and every replica already opens it.
+        (format!("{new},{old}"), format!("{old},{new}")),
+        (format!("{new},{old}"), format!("{new},{old}")),
+        // 3. The old key dropped, once nothing it sealed is alive (here: re-sealed by a reload).
+        (new.clone(), format!("{new},{old}")),
+        (new.clone(), new.clone()),
+    ];
+    for (i, (keys_a, keys_b)) in phases.iter().enumerate() {
+        a.vars.insert("SECRET_KEYS".into(), keys_a.clone());
+        a.restart().await;
+        b = a.replica_with("SECRET_KEYS", keys_b).await;
+        for (replica, url) in [("a", a.url.clone()), ("b", b.url.clone())] {
+            let response = a.client.get(url.join("/profile/").unwrap()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "phase {i}, replica {replica}");
+            let reload = a.post_with_csrf("/profile/reload").await;
+            assert_eq!(reload.status(), StatusCode::SEE_OTHER, "phase {i}");
+        }
+    }
+    assert_eq!(crate::helpers::revoked_refresh_tokens(&a), 0);
 }
 
 fn short_idle(config: &mut profiles::config::Config) {
@@ -383,14 +447,16 @@ async fn an_expired_session_claimed_by_a_reaper() -> (TestApp, String, i64) {
     (app, key, now)
 }
 
-/// The reaper of [`an_expired_session_claimed_by_a_reaper`] deletes the session `key` at `now`:
-/// the token it gets to revoke, if any.
+/// The reaper of [`an_expired_session_claimed_by_a_reaper`] ends the session `key` at `now`:
+/// the token it keeps to revoke, if any.
 async fn the_reaper_deletes(app: &TestApp, key: &str, now: i64) -> Option<openedx_client::Token> {
-    app.state
-        .store
-        .delete_reaped_session(key, now + 60, now)
-        .await
-        .unwrap()
+    let schedule = profiles::store::Schedule {
+        next_attempt_at: now + 60,
+        give_up_at: now + 3600,
+    };
+    let store = &app.state.store;
+    let kept = store.end_reaped_session(key, now + 60, schedule, now).await;
+    kept.unwrap().map(|kept| store.open_kept(&kept).unwrap())
 }
 
 #[tokio::test]
