@@ -124,9 +124,16 @@ impl StoreError {
         use sqlx::Error as E;
         match self {
             Self::Unavailable => true,
+            // `Protocol`: what a connection cut mid-handshake reads as (PostgreSQL's driver
+            // takes the end of the stream for a reply to its TLS request).
             Self::Database(e) => matches!(
                 e,
-                E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed
+                E::PoolTimedOut
+                    | E::PoolClosed
+                    | E::Io(_)
+                    | E::Tls(_)
+                    | E::Protocol(_)
+                    | E::WorkerCrashed
             ),
             _ => false,
         }

@@ -25,4 +25,5 @@ mod revocations;
 mod sessions;
 mod signin;
 mod startup;
+mod tcp_cut;
 mod token_life;

@@ -313,8 +313,101 @@ macro_rules! on_every_backend {
         let url = &app.vars["DATABASE_URL"];
         assert_eq!(BACKEND.count(url, "SELECT COUNT(*) FROM sessions").await, 0);
     }
+
+    #[tokio::test]
+    #[ignore = "needs a database server; run with --ignored (see the module doc)"]
+    async fn a_revocation_the_lms_did_not_confirm_is_retried_by_another_replica() {
+        let app = spawn_app_with(Options {
+            vars: vec![
+                ("DATABASE_URL", BACKEND.fresh_database().await),
+                ("SECRET_KEYS", shared_key()),
+                ("REVOCATION_RETRY_MAX_SECS", "1".into()),
+            ],
+            ..Options::default()
+        })
+        .await;
+        let other = app.replica_with("REVOCATION_RETRY_MAX_SECS", "1").await;
+        app.sign_in().await;
+        let down = Fault::Respond {
+            status: 503,
+            content_type: "text/html",
+            body: "<h1>503</h1>".into(),
+        };
+        app.standin.set_fault("revoke", Some(down));
+        assert_eq!(app.post_with_csrf("/logout").await.status(), StatusCode::SEE_OTHER);
+        let url = &app.vars["DATABASE_URL"];
+        assert_eq!(BACKEND.count(url, "SELECT COUNT(*) FROM revocations").await, 1);
+        app.stop();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        app.standin.set_fault("revoke", None);
+        let started = std::time::Instant::now();
+        while app.standin.live_refresh_tokens() > 0 {
+            assert!(started.elapsed() < Duration::from_secs(15), "never revoked");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(BACKEND.count(url, "SELECT COUNT(*) FROM revocations").await, 0);
+        drop(other);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a database server; run with --ignored (see the module doc)"]
+    async fn with_the_database_unreachable_pages_and_readyz_answer_503_within_a_second() {
+        let mut url = Url::parse(&BACKEND.fresh_database().await).unwrap();
+        let server = (url.host_str().unwrap(), url.port().unwrap());
+        let server = tokio::net::lookup_host(server).await.unwrap().next().unwrap();
+        let relay = crate::tcp_cut::TcpCut::spawn(server).await;
+        url.set_port(Some(relay.addr.port())).unwrap();
+        let app = spawn_app_with(Options {
+            vars: vec![
+                ("DATABASE_URL", url.to_string()),
+                ("SECRET_KEYS", shared_key()),
+            ],
+            ..Options::default()
+        })
+        .await;
+        app.sign_in().await;
+        assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+
+        relay.cut();
+        // The relay notices its cut within 20 ms.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let outage = std::time::Instant::now();
+        while outage.elapsed() < Duration::from_secs(4) {
+            let asked = std::time::Instant::now();
+            let page = app.get("/profile/").await;
+            let took = asked.elapsed();
+            assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(page.headers()[header::RETRY_AFTER], "5");
+            assert!(took < Duration::from_secs(1), "the page took {took:?}");
+            assert!(page.text().await.unwrap().contains("Briefly unavailable"));
+            let asked = std::time::Instant::now();
+            let ready = app.get("/readyz").await;
+            assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(asked.elapsed() < Duration::from_secs(1), "/readyz took {:?}", asked.elapsed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        relay.restore();
+        let back = std::time::Instant::now();
+        while app.get("/profile/").await.status() != StatusCode::OK {
+            assert!(back.elapsed() < Duration::from_secs(3), "not back after {:?}", back.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("pages were 200 again {:?} after the database returned", back.elapsed());
+        assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+        assert_eq!(app.sessions_stored_on(BACKEND).await, 1, "nobody was signed out");
+    }
         }
     )*};
 }
 
 on_every_backend!(postgres: Backend::Postgres, mysql: Backend::MySql);
+
+impl TestApp {
+    /// How many sessions the database of this app (on `backend`) holds.
+    async fn sessions_stored_on(&self, backend: Backend) -> i64 {
+        let url = self.vars["DATABASE_URL"].clone();
+        backend.count(&url, "SELECT COUNT(*) FROM sessions").await
+    }
+}
