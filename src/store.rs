@@ -179,7 +179,10 @@ impl Store {
         let shared = "SECRET_KEYS: is not set; replicas sharing a database must share it";
         let (db, keys) = if is_postgres(database_url) {
             let keys = keys.ok_or(shared)?;
-            (Db::Postgres(connect_postgres(database_url, timeout).await?), keys)
+            (
+                Db::Postgres(connect_postgres(database_url, timeout).await?),
+                keys,
+            )
         } else if is_mysql(database_url) {
             let keys = keys.ok_or(shared)?;
             (Db::MySql(connect_mysql(database_url, timeout).await?), keys)

@@ -105,9 +105,7 @@ const REFRESH_TOKEN_LIFETIME_SECS: i64 = 90 * 86_400;
 /// `REVOCATION_RETRY_MAX_SECS`, less up to a fifth at random so that replicas' retries spread.
 fn backoff(attempts: i64, max: Duration) -> i64 {
     let max = max.as_secs().max(1);
-    let wait = 5u64
-        .saturating_mul(1u64 << attempts.clamp(0, 30))
-        .min(max);
+    let wait = 5u64.saturating_mul(1u64 << attempts.clamp(0, 30)).min(max);
     (wait - rand::Rng::gen_range(&mut rand::thread_rng(), 0..=wait / 5)) as i64
 }
 
@@ -143,7 +141,9 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
                 "a token to revoke is sealed under a key SECRET_KEYS does not list here; left for                  a replica that has it (add the key to SECRET_KEYS)"
             );
             let retry = now + state.config.revocation_retry_max.as_secs() as i64;
-            store.postpone_revocation(&kept.id, kept.attempts, retry).await?;
+            store
+                .postpone_revocation(&kept.id, kept.attempts, retry)
+                .await?;
             return Ok(Settled::NotHere);
         }
         Err(e) => {
@@ -156,7 +156,10 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
         Ok(()) => {
             store.forget_revocation(&kept.id).await?;
             if kept.attempts > 0 {
-                tracing::info!(attempts = kept.attempts + 1, "the LMS confirmed a kept revocation");
+                tracing::info!(
+                    attempts = kept.attempts + 1,
+                    "the LMS confirmed a kept revocation"
+                );
             }
             Ok(Settled::Revoked)
         }
@@ -188,37 +191,37 @@ pub async fn revoke_or_keep(state: &AppState, token: Token) {
     let task = tokio::spawn({
         let state = state.clone();
         async move {
-        let now = unix_now();
-        let give_up_at = now + REFRESH_TOKEN_LIFETIME_SECS;
-        let mut attempts = 0;
-        loop {
-            let revoked = state.lms.revoke(&token).await;
-            let Err(e) = revoked else { return };
             let now = unix_now();
-            attempts += 1;
-            let schedule = Schedule {
-                next_attempt_at: now + backoff(attempts, state.config.revocation_retry_max),
-                give_up_at,
-            };
-            match state.store.keep_revocation(&token, schedule, now).await {
-                Ok(_) => {
-                    tracing::warn!(error = %e, "the LMS did not confirm a revocation; kept to try again");
-                    return;
+            let give_up_at = now + REFRESH_TOKEN_LIFETIME_SECS;
+            let mut attempts = 0;
+            loop {
+                let revoked = state.lms.revoke(&token).await;
+                let Err(e) = revoked else { return };
+                let now = unix_now();
+                attempts += 1;
+                let schedule = Schedule {
+                    next_attempt_at: now + backoff(attempts, state.config.revocation_retry_max),
+                    give_up_at,
+                };
+                match state.store.keep_revocation(&token, schedule, now).await {
+                    Ok(_) => {
+                        tracing::warn!(error = %e, "the LMS did not confirm a revocation; kept to try again");
+                        return;
+                    }
+                    Err(stored) if now < give_up_at => {
+                        tracing::error!(
+                            error = %e,
+                            database = %stored,
+                            "neither the LMS nor the database answered: this process holds a token \
+                             to revoke and keeps trying"
+                        );
+                    }
+                    Err(_) => return,
                 }
-                Err(stored) if now < give_up_at => {
-                    tracing::error!(
-                        error = %e,
-                        database = %stored,
-                        "neither the LMS nor the database answered: this process holds a token \
-                         to revoke and keeps trying"
-                    );
-                }
-                Err(_) => return,
+                let wait = backoff(attempts, state.config.revocation_retry_max);
+                tokio::time::sleep(Duration::from_secs(wait as u64)).await;
             }
-            let wait = backoff(attempts, state.config.revocation_retry_max);
-            tokio::time::sleep(Duration::from_secs(wait as u64)).await;
         }
-    }
     });
     // The first round is awaited (a sign-in's page follows it); later rounds are not.
     let first_round = state.config.lms.timeout + state.config.database_timeout * 2;

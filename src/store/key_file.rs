@@ -206,9 +206,13 @@ mod tests {
         assert!(warning.contains(&from_file.ids()[0]), "{warning}");
         assert!(warning.contains("SECRET_KEYS"), "{warning}");
         let text = fs::read_to_string(key_path(&db)).expect("read");
-        let both = KeyRing::parse(&format!("{},{}", KeyRing::generate_key(), text.trim()))
-            .expect("keys");
+        let both =
+            KeyRing::parse(&format!("{},{}", KeyRing::generate_key(), text.trim())).expect("keys");
         assert_eq!(ignored_key_file(&db, &both), None, "listed: nothing to say");
-        assert_eq!(ignored_key_file(&temp_db(), &other), None, "no file: nothing to say");
+        assert_eq!(
+            ignored_key_file(&temp_db(), &other),
+            None,
+            "no file: nothing to say"
+        );
     }
 }

@@ -119,13 +119,22 @@ mod tests {
     async fn email_and_name_are_sealed_and_bound_to_their_username() {
         let store = temp_store().await;
         let ada = details("ada@example.org", Some("Ada Lovelace"));
-        store.record_sign_in("ada", None, &ada, 1).await.expect("ada");
+        store
+            .record_sign_in("ada", None, &ada, 1)
+            .await
+            .expect("ada");
         let bob = details("bob@example.org", None);
-        store.record_sign_in("bob", None, &bob, 1).await.expect("bob");
+        store
+            .record_sign_in("bob", None, &bob, 1)
+            .await
+            .expect("bob");
         let raw: Vec<String> = on_pool!(store, pool => {
             sqlx::query_scalar("SELECT details FROM profiles").fetch_all(pool).await.expect("rows")
         });
-        assert!(raw.iter().all(|d| !d.contains("example.org") && !d.contains("Ada")));
+        assert!(
+            raw.iter()
+                .all(|d| !d.contains("example.org") && !d.contains("Ada"))
+        );
         let swapped = "UPDATE profiles SET details = \
                        (SELECT details FROM profiles WHERE username = 'ada') WHERE username = 'bob'";
         on_pool!(store, pool => sqlx::query(swapped).execute(pool).await.expect("swapped").rows_affected());

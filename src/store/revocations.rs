@@ -225,12 +225,22 @@ impl Store {
         let rows: Vec<Row> = match &self.db {
             Db::Sqlite(pool) => {
                 let query = sqlx::query_as(sql).bind(until).bind(now).bind(now);
-                query.bind(limit).bind(now).bind(now).fetch_all(pool).await?
+                query
+                    .bind(limit)
+                    .bind(now)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
             }
             Db::Postgres(pool) => {
                 let query = sqlx::query_as(AssertSqlSafe(numbered(sql)));
                 let query = query.bind(until).bind(now).bind(now);
-                query.bind(limit).bind(now).bind(now).fetch_all(pool).await?
+                query
+                    .bind(limit)
+                    .bind(now)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await?
             }
             // As in the reaper: MySQL locks and reads the batch (skipping rows another replica is
             // claiming), then claims it, in one transaction.
@@ -293,18 +303,42 @@ mod tests {
             sqlx::query_scalar("SELECT token FROM revocations").fetch_one(pool).await.expect("row")
         });
         assert!(!raw.contains("refresh-me"));
-        assert!(!store.revocations_due(9).await.expect("reads"), "not due yet");
+        assert!(
+            !store.revocations_due(9).await.expect("reads"),
+            "not due yet"
+        );
         assert!(store.revocations_due(10).await.expect("reads"));
-        let claimed = store.claim_due_revocations(10, 20, 10).await.expect("claim");
+        let claimed = store
+            .claim_due_revocations(10, 20, 10)
+            .await
+            .expect("claim");
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].id, id);
         let opened = store.open_kept(&claimed[0]).expect("opens");
-        assert_eq!(opened.refresh_token.expect("refresh").expose(), "refresh-me");
-        let again = store.claim_due_revocations(11, 21, 10).await.expect("claim");
+        assert_eq!(
+            opened.refresh_token.expect("refresh").expose(),
+            "refresh-me"
+        );
+        let again = store
+            .claim_due_revocations(11, 21, 10)
+            .await
+            .expect("claim");
         assert!(again.is_empty(), "claimed by the first until 20");
-        store.postpone_revocation(&id, 1, 30).await.expect("postponed");
-        assert!(store.claim_due_revocations(29, 40, 10).await.expect("claim").is_empty());
-        assert_eq!(store.claim_due_revocations(30, 40, 10).await.expect("c")[0].attempts, 1);
+        store
+            .postpone_revocation(&id, 1, 30)
+            .await
+            .expect("postponed");
+        assert!(
+            store
+                .claim_due_revocations(29, 40, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        assert_eq!(
+            store.claim_due_revocations(30, 40, 10).await.expect("c")[0].attempts,
+            1
+        );
         store.forget_revocation(&id).await.expect("forgotten");
         assert_eq!(store.revocations_kept().await.expect("count"), 0);
     }

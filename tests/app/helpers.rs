@@ -36,7 +36,6 @@ impl Drop for TestApp {
 /// Another server on a [`TestApp`]'s database and LMS, stopped when dropped.
 pub struct Replica {
     pub url: Url,
-    pub state: AppState,
     task: JoinHandle<()>,
 }
 
@@ -383,8 +382,8 @@ impl TestApp {
         vars.insert(name.into(), value.into());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        let (state, task) = serve(listener, &vars, self.tweak).await;
-        Replica { url, state, task }
+        let (_, task) = serve(listener, &vars, self.tweak).await;
+        Replica { url, task }
     }
 
     /// Stops this app, as a replica that is shut down or dies.

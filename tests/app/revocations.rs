@@ -134,7 +134,13 @@ async fn a_sign_in_whose_session_cannot_be_written_revokes_its_token() {
     let callback = app.approved_callback().await;
     let response = app.client.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(response.text().await.unwrap().contains("Something went wrong"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Something went wrong")
+    );
     assert_eq!(app.sessions_stored().await, 0);
     assert_eq!(revoked_refresh_tokens(&app), 1);
     assert_eq!(app.standin.live_refresh_tokens(), 0);
