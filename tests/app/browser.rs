@@ -294,6 +294,13 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
 #[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
 async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
     let (_app, _driver, client) = open_the_app_and_answer_at_the_lms(false).await;
+    // The consent page's own h1 would otherwise be read before the LMS sends the browser back.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::LinkText("Start again"))
+        .await
+        .expect("the decline page");
     assert_eq!(
         text_of(&client, "h1").await,
         "You declined to share your profile"
