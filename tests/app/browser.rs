@@ -294,6 +294,13 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
 #[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
 async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
     let (_app, _driver, client) = open_the_app_and_answer_at_the_lms(false).await;
+    // The consent page's own h1 would otherwise be read before the LMS sends the browser back.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::LinkText("Start again"))
+        .await
+        .expect("the decline page");
     assert_eq!(
         text_of(&client, "h1").await,
         "You declined to share your profile"
@@ -309,14 +316,17 @@ async fn declining_at_the_first_consent_shows_the_decline_page_in_chromium() {
 /// (`lms.openedx.test`) on purpose; ports never count towards a site.
 const HOST_RULES: &str = "--host-resolver-rules=MAP *.test 127.0.0.1";
 const APP_HOST: &str = "app.profiles.test";
+/// The app under a name Chromium resolves to loopback itself and counts as a secure context,
+/// as it does an https origin: only there does it send Fetch Metadata (`Sec-Fetch-*`), which
+/// plain http under any other name lacks.
+const SECURE_APP_HOST: &str = "app.profiles.localhost";
 
-/// Signs in to the app through the stand-in at `lms_host`, then signs out at the stand-in's
-/// `/logout`, which loads the app's front-channel sign-out in a hidden iframe and moves on to
-/// the LMS's home page once it has loaded.
-async fn sign_in_then_sign_out_at_the_lms(lms_host: &str) -> (TestApp, Driver, Client) {
+/// Signs in to the app at `app_host` through the stand-in at `lms_host`, whose `/logout` lists
+/// the app's front-channel sign-out.
+async fn sign_in_beside(app_host: &'static str, lms_host: &str) -> (TestApp, Driver, Client) {
     chromedriver_path();
     let app = spawn_app_with(Options {
-        app_host: Some(APP_HOST),
+        app_host: Some(app_host),
         settings: Settings {
             host: Some(lms_host.into()),
             ..Settings::default()
@@ -332,9 +342,19 @@ async fn sign_in_then_sign_out_at_the_lms(lms_host: &str) -> (TestApp, Driver, C
     assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
     assert_eq!(
         client.current_url().await.unwrap().host_str(),
-        Some(APP_HOST)
+        Some(app_host)
     );
+    (app, driver, client)
+}
 
+/// Signs in to the app through the stand-in at `lms_host`, then signs out at the stand-in's
+/// `/logout`, which loads the app's front-channel sign-out in a hidden iframe and moves on to
+/// the LMS's home page once it has loaded.
+async fn sign_in_then_sign_out_at_the_lms(
+    app_host: &'static str,
+    lms_host: &str,
+) -> (TestApp, Driver, Client) {
+    let (app, driver, client) = sign_in_beside(app_host, lms_host).await;
     let logout = app.standin.url().join("/logout").unwrap();
     client.goto(logout.as_str()).await.unwrap();
     let home = app.standin.url().join("/").unwrap();
@@ -362,7 +382,8 @@ fn frontchannel_calls(app: &TestApp) -> usize {
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver; run with --ignored (see the README)"]
 async fn signing_out_at_a_same_site_lms_signs_out_of_the_app_in_chromium() {
-    let (app, _driver, client) = sign_in_then_sign_out_at_the_lms("lms.profiles.test").await;
+    let (app, _driver, client) =
+        sign_in_then_sign_out_at_the_lms(APP_HOST, "lms.profiles.test").await;
     assert_eq!(frontchannel_calls(&app), 1);
     assert_eq!(
         revoked_refresh_tokens(&app),
@@ -393,7 +414,8 @@ async fn signing_out_at_a_same_site_lms_signs_out_of_the_app_in_chromium() {
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver; run with --ignored (see the README)"]
 async fn signing_out_at_a_cross_site_lms_leaves_the_app_signed_in_in_chromium() {
-    let (app, _driver, client) = sign_in_then_sign_out_at_the_lms("lms.openedx.test").await;
+    let (app, _driver, client) =
+        sign_in_then_sign_out_at_the_lms(APP_HOST, "lms.openedx.test").await;
     // The iframe's request arrived, but without the SameSite=Lax cookie: the README's limit.
     assert_eq!(frontchannel_calls(&app), 1);
     assert_eq!(revoked_refresh_tokens(&app), 0);
@@ -404,4 +426,65 @@ async fn signing_out_at_a_cross_site_lms_leaves_the_app_signed_in_in_chromium() 
         .unwrap();
     assert_eq!(text_of(&client, "h1#name").await, "Ada Lovelace");
     client.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver; run with --ignored (see the README)"]
+async fn signing_out_at_a_same_site_lms_signs_out_of_the_app_with_fetch_metadata_in_chromium() {
+    let (app, _driver, client) =
+        sign_in_then_sign_out_at_the_lms(SECURE_APP_HOST, "lms.profiles.localhost").await;
+    assert_eq!(frontchannel_calls(&app), 1);
+    assert_eq!(revoked_refresh_tokens(&app), 1);
+    assert_eq!(app.standin.live_refresh_tokens(), 0);
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium, chromedriver and axe-core; run with --ignored (see the README)"]
+async fn a_link_from_another_site_gets_a_sign_out_button_in_chromium() {
+    axe_source();
+    // With Fetch Metadata (a secure context) and without (plain http).
+    for app_host in [SECURE_APP_HOST, APP_HOST] {
+        let lms_host = app_host.replace("app.", "lms.");
+        let (app, _driver, client) = sign_in_beside(app_host, &lms_host).await;
+        // A page of another site links to the address; following the link is a top-level
+        // navigation, which brings the SameSite=Lax cookie.
+        let frontchannel = app.url.join("/frontchannel-logout/").unwrap();
+        let elsewhere =
+            format!("data:text/html,<title>Elsewhere</title><a href=\"{frontchannel}\">Go</a>");
+        client.goto(&elsewhere).await.unwrap();
+        client
+            .find(Locator::LinkText("Go"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert_eq!(
+            text_of(&client, "h1").await,
+            "Sign out of profiles?",
+            "{app_host}"
+        );
+        assert_eq!(client.current_url().await.unwrap(), frontchannel);
+        assert_eq!(frontchannel_calls(&app), 1);
+        assert_eq!(revoked_refresh_tokens(&app), 0, "nothing ended");
+        assert_eq!(app.standin.live_refresh_tokens(), 1);
+        capture_and_check(&client, "sign-out-button").await;
+
+        client
+            .find(Locator::XPath("//button[normalize-space()='Sign out']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .at_most(WAIT)
+            .for_url(app.url.join("/signed-out/?why=here").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(revoked_refresh_tokens(&app), 1, "the button signs out");
+        client.close().await.unwrap();
+    }
 }

@@ -221,7 +221,16 @@ macro_rules! on_every_backend {
             let (b, _task) = app.replica().await;
             app.sign_in().await; // on A
             let from_lms = b.join("/frontchannel-logout/?no_redirect=1").unwrap();
-            let response = app.client.get(from_lms).send().await.unwrap(); // on B
+            // On B, with the Fetch Metadata of the LMS logout page's iframe on the app's site.
+            let response = app
+                .client
+                .get(from_lms)
+                .header("sec-fetch-dest", "iframe")
+                .header("sec-fetch-mode", "navigate")
+                .header("sec-fetch-site", "same-site")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(app.standin.calls("revoke"), 1);
             assert_eq!(app.standin.live_refresh_tokens(), 0);
