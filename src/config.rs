@@ -56,6 +56,26 @@ pub struct Config {
     /// `DATABASE_TIMEOUT_MS`: how long a request waits for a database connection, and for a
     /// probe of a database known to be down, before it answers 503.
     pub database_timeout: Duration,
+    /// How long a client may hold a connection without using it, and how many it may hold:
+    /// `HTTP_HEADER_READ_TIMEOUT_SECS`, `HTTP_IDLE_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`.
+    pub http: HttpLimits,
+}
+
+/// The limits on connections to `BIND` (and, each on its own, to `METRICS_BIND`), so a slow or
+/// idle client cannot hold the app's connections, tasks and file descriptors for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `HTTP_HEADER_READ_TIMEOUT_SECS`: a request's line and headers must all arrive within this
+    /// time of its first byte (on a new connection, of the connection's start); a client that
+    /// trickles them in (slowloris) is cut off.
+    pub header_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_SECS`: a kept-alive connection is closed after this long without a next
+    /// request.
+    pub idle_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS`: connections open at once; further ones wait in the listen queue
+    /// (and connections idle between requests are closed to make room). Over HTTP/1.1 a
+    /// connection carries one request at a time, so this bounds requests in progress too.
+    pub max_connections: usize,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/profiles.db";
@@ -98,6 +118,13 @@ impl Config {
         let metrics_public = env.flag("METRICS_PUBLIC")?;
         let revocation_retry_max = Duration::from_secs(env.number(&REVOCATION_RETRY_MAX_SECS)?);
         let database_timeout = Duration::from_millis(env.number(&DATABASE_TIMEOUT_MS)?);
+        let http = HttpLimits {
+            header_read_timeout: Duration::from_secs(env.number(&HTTP_HEADER_READ_TIMEOUT_SECS)?),
+            idle_timeout: Duration::from_secs(env.number(&HTTP_IDLE_TIMEOUT_SECS)?),
+            // At most 100 000: it fits every usize.
+            max_connections: usize::try_from(env.number(&HTTP_MAX_CONNECTIONS)?)
+                .unwrap_or(usize::MAX),
+        };
         let database_url = get("DATABASE_URL")
             .unwrap_or(DEFAULT_DATABASE_URL)
             .to_owned();
@@ -157,6 +184,7 @@ impl Config {
             metrics_public,
             revocation_retry_max,
             database_timeout,
+            http,
         })
     }
 
@@ -242,6 +270,32 @@ const DATABASE_TIMEOUT_MS: Range = Range {
     default: 800,
 };
 
+/// Long enough for a person typing a request by hand; a browser or proxy sends its head at once.
+const HTTP_HEADER_READ_TIMEOUT_SECS: Range = Range {
+    variable: "HTTP_HEADER_READ_TIMEOUT_SECS",
+    min: 1,
+    max: 300,
+    default: 10,
+};
+/// Above the time the proxies in front keep an idle connection to the app (Caddy, as the Tutor
+/// plugin runs it: 2 minutes; nginx's upstream keepalive and AWS load balancers: 60 s), so the
+/// app never closes one just as the proxy sends a request on it. Idle connections are closed
+/// early when `HTTP_MAX_CONNECTIONS` is reached, so a long wait costs no room.
+const HTTP_IDLE_TIMEOUT_SECS: Range = Range {
+    variable: "HTTP_IDLE_TIMEOUT_SECS",
+    min: 1,
+    max: 3600,
+    default: 180,
+};
+/// Below the 1024 open files a process may have by default on many systems (`ulimit -n`, in
+/// containers too), with room for the database's and the LMS's connections.
+const HTTP_MAX_CONNECTIONS: Range = Range {
+    variable: "HTTP_MAX_CONNECTIONS",
+    min: 1,
+    max: 100_000,
+    default: 512,
+};
+
 #[cfg(test)]
 mod tests {
     use openedx_client::{ClientAuth, TokenTypeRequest};
@@ -277,6 +331,14 @@ mod tests {
         );
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert!(!config.secure_cookies());
+        assert_eq!(
+            config.http,
+            HttpLimits {
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(180),
+                max_connections: 512,
+            }
+        );
     }
 
     #[test]
@@ -382,6 +444,13 @@ mod tests {
             ("SESSION_MAX_MINUTES", "0"),
             ("LMS_TOKEN_LEEWAY_SECS", "18446744073709551615"),
             ("LMS_TOKEN_LEEWAY_SECS", "-1"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "301"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "0"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "3601"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "100001"),
+            ("HTTP_MAX_CONNECTIONS", "1e3"),
         ] {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
             assert_eq!(err.variable, var, "{value}");
@@ -390,9 +459,21 @@ mod tests {
         let config = Config::from_vars(&vars(&[
             ("LMS_TIMEOUT_SECS", "300"),
             ("LMS_TOKEN_LEEWAY_SECS", "0"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "300"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "1"),
+            ("HTTP_MAX_CONNECTIONS", "100000"),
         ]))
         .expect("the bounds themselves are valid");
         assert_eq!(config.lms.timeout, Duration::from_secs(300));
+        assert_eq!(config.http.header_read_timeout, Duration::from_secs(300));
+        assert_eq!(config.http.idle_timeout, Duration::from_secs(1));
+        assert_eq!(config.http.max_connections, 100_000);
+        let err = Config::from_vars(&vars(&[("HTTP_MAX_CONNECTIONS", "0")])).expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            "HTTP_MAX_CONNECTIONS: \"0\" is not valid; use a whole number from 1 to 100000 \
+             (default 512)"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! The modules, from the top (what a request meets first) down; each imports only modules below
 //! it, and the route modules never import each other (`tests/layering.rs` checks both):
 //! - this file: [`app`], the router with its middleware, and [`serve`].
+//! - `connections`: the HTTP server [`serve`] runs: the accept loop, its connection limit, the
+//!   header-read and idle timeouts, the graceful stop.
 //! - [`middleware`]: the stack: request id, the log line, timeout, panics, security headers,
 //!   metrics by route, and the error-page layer.
 //! - [`routes`]: which handler answers which path; its submodules are the pages, each with its
@@ -34,6 +36,7 @@
 //! - below all: the `openedx_client` crate.
 
 pub mod config;
+mod connections;
 pub mod error;
 pub mod keys;
 pub mod metrics;
@@ -79,6 +82,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves the app until Ctrl-C or SIGTERM, ending expired sessions (and revoking their tokens) in
 /// the background; in-flight requests finish before it returns, then the database pool is closed.
+/// Connections are held to the `HTTP_*` limits of [`config::HttpLimits`].
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     serve_until(listener, state, shutdown_signal()).await
 }
@@ -107,12 +111,11 @@ pub async fn serve_until(
         background.spawn(serve_metrics(bind, state.clone()).await?);
     }
     let store = state.store.clone();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.config.http;
+    connections::serve(listener, app(state), limits, shutdown).await;
     background.abort_all();
     store.close().await;
-    result
+    Ok(())
 }
 
 /// `/metrics` and the detailed `/readyz` on `METRICS_BIND`, e.g. a port only the monitoring
@@ -128,12 +131,14 @@ async fn serve_metrics(
         )
     })?;
     tracing::info!(%bind, "metrics and readiness details are served on their own address");
+    let limits = state.config.http;
     let router = routes::health::internal_router(state);
-    Ok(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the metrics server stopped");
-        }
-    })
+    Ok(connections::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ))
 }
 
 /// Every minute, the sessions past their expiry: each one's refresh token is revoked at the LMS

@@ -13,6 +13,7 @@
 #![cfg(test)]
 
 mod browser;
+mod connections;
 mod failures;
 mod helpers;
 mod layering;
