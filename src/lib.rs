@@ -30,7 +30,7 @@
 //!   claims, reaping expired sessions, and the `profiles` table.
 //! - [`config`]: the typed settings, read once from the environment; `config::env`, reading
 //!   and checking one variable.
-//! - [`keys`]: `SECRET_KEYS`, and the AES-256-GCM sealing of cookies and stored tokens.
+//! - [`keys`]: `SECRET_KEYS`, and the XChaCha20-Poly1305 sealing of cookies and stored values.
 //! - [`metrics`], [`names`] (English names of the country and language codes in an account),
 //!   [`templates`] (rendering pages): leaves.
 //! - below all: the `openedx_client` crate.

@@ -1,6 +1,10 @@
 //! The database: connection pool, migrations, and the tables by concern, each in a module of its
 //! own: the signed-in sessions ([`sessions`]), their tokens' refresh claims ([`refresh`]), ending
-//! the expired ones ([`reaper`]) and the app's record of who signed in ([`profiles`]).
+//! the expired ones ([`reaper`]), the revocations the LMS has not confirmed yet
+//! ([`revocations`]) and the app's record of who signed in ([`profiles`]).
+//!
+//! While the database does not answer, [`Store::watch`] knows it, and requests fail at once
+//! ([`Store::available`]) with a 503 instead of each waiting out `DATABASE_TIMEOUT_MS`.
 //!
 //! SQLite is the embedded default: the file (mode `0600`) and its folder (`0700`) are created on
 //! start, with a generated key beside them when `SECRET_KEYS` is unset. PostgreSQL

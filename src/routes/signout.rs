@@ -88,7 +88,7 @@ fn lms_logout_url(state: &AppState) -> Url {
 ///
 /// A GET carries no CSRF token, and any site can send the browser here with the cookie (a link or
 /// a redirect is a top-level navigation, which `Lax` lets through). So the session ends only when
-/// the browser's own headers say the request is an iframe of the LMS's ([`from_the_lms`]); anyone
+/// the browser's own headers say the request is an iframe of the LMS's (`from_the_lms`); anyone
 /// else who is signed in gets a page that says so, with a sign-out button that posts to
 /// `/logout` with the session's CSRF token. A session past its absolute lifetime ends either way,
 /// as it does on every page. It never goes on to the LMS, and a visitor without a session gets no

@@ -1,4 +1,4 @@
-//! A sign-in on its way to the LMS travels in a cookie of its own, sealed (AES-256-GCM,
+//! A sign-in on its way to the LMS travels in a cookie of its own, sealed (XChaCha20-Poly1305,
 //! [`crate::keys`]) and named after its `state`, so a visitor who has not signed in costs no
 //! database write at all, several tabs can each have a sign-in in flight, and the callback can
 //! find the one it belongs to ([`PendingCookies`]).
@@ -82,7 +82,7 @@ impl PendingCookies {
     }
 
     /// The `Set-Cookie` values that start `pending`: its own cookie, and removals of the oldest
-    /// of this browser's earlier ones beyond [`MAX_PENDING`] (and of any that do not open).
+    /// of this browser's earlier ones beyond `MAX_PENDING` (and of any that do not open).
     pub fn begin(&self, headers: &HeaderMap, pending: &PendingSignIn) -> Vec<HeaderValue> {
         let mut earlier: Vec<(i64, String)> = Vec::new();
         let mut set_cookies = Vec::new();
