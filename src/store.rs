@@ -14,7 +14,7 @@
 //! lock, MySQL's `GET_LOCK`), so replicas starting together migrate once.
 //!
 //! A query is written once where the three accept the same SQL, with `?` placeholders in the
-//! order of their binds ([`on_pool!`] numbers them `$1, $2...` for PostgreSQL). Where MySQL
+//! order of their binds (`on_pool!` numbers them `$1, $2...` for PostgreSQL). Where MySQL
 //! differs (it has no `RETURNING` and no `ON CONFLICT`, and cannot update a table it selects
 //! from), the statement is written per backend, with a comment saying why.
 

@@ -76,7 +76,7 @@ pub async fn fresh(state: &AppState, key: &str, loaded: StoredToken) -> Result<T
 }
 
 /// Ends a session for good: deletes its row, keeping its token for revocation in the same
-/// transaction, then revokes it at the LMS ([`settle`]). A revocation the LMS does not confirm is
+/// transaction, then revokes it at the LMS (`settle`). A revocation the LMS does not confirm is
 /// retried later ([`retry_revocations`]); the session is over here all the same.
 pub async fn end_session(state: &AppState, key: &str) -> Result<(), StoreError> {
     let now = unix_now();
