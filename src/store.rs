@@ -105,8 +105,9 @@ pub enum StoreError {
         .0.classify(), .0.line(), .0.column()
     )]
     Corrupt(#[from] serde_json::Error),
-    /// The database is known to be unreachable ([`Store::watch`]): refused without trying.
-    #[error("the database is unreachable (refused at once until a probe reaches it again)")]
+    /// The database is known to be unreachable ([`Store::watch`]), or did not answer within
+    /// `DATABASE_TIMEOUT_MS`.
+    #[error("the database is unreachable, or did not answer within DATABASE_TIMEOUT_MS")]
     Unavailable,
     /// Sealed under a key this replica's `SECRET_KEYS` does not list (its id): an operator
     /// error, answered 503 and never with a sign-out, since a replica that has the key can open it.
@@ -297,6 +298,18 @@ impl Store {
             }
             let pause = if down_since.is_some() { 200 } else { 1000 };
             tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+    }
+
+    /// `query`, given at most the timeout (`DATABASE_TIMEOUT_MS`) for its connection and its
+    /// answer together; past it, [`StoreError::Unavailable`].
+    pub(crate) async fn bounded<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(StoreError::Unavailable),
         }
     }
 

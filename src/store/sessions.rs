@@ -81,9 +81,15 @@ impl Store {
     ) -> Result<Option<SignedInRow>, StoreError> {
         let sql = "SELECT record, expiry_date, token, token_version
                    FROM sessions WHERE id = ? AND expiry_date > ?";
-        let row: Option<(String, i64, String, i64)> = on_pool!(self, sql, pool => {
-            sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
-        })?;
+        // Bounded as a whole, connection and answer: a database that stops answering without
+        // closing its connections (a network partition) must not hold every page.
+        let row: Option<(String, i64, String, i64)> = self
+            .bounded(async {
+                on_pool!(self, sql, pool => {
+                    sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
+                })
+            })
+            .await?;
         let Some((record, expires_at, token, version)) = row else {
             return Ok(None);
         };

@@ -361,57 +361,89 @@ macro_rules! on_every_backend {
 
     #[tokio::test]
     #[ignore = "needs a database server; run with --ignored (see the module doc)"]
-    async fn with_the_database_unreachable_pages_and_readyz_answer_503_within_a_second() {
-        let mut url = Url::parse(&BACKEND.fresh_database().await).unwrap();
-        let server = (url.host_str().unwrap(), url.port().unwrap());
-        let server = tokio::net::lookup_host(server).await.unwrap().next().unwrap();
-        let relay = crate::tcp_cut::TcpCut::spawn(server).await;
-        url.set_port(Some(relay.addr.port())).unwrap();
-        let app = spawn_app_with(Options {
-            vars: vec![
-                ("DATABASE_URL", url.to_string()),
-                ("SECRET_KEYS", shared_key()),
-            ],
-            ..Options::default()
-        })
-        .await;
-        app.sign_in().await;
-        assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+    async fn with_the_database_gone_pages_and_readyz_answer_503_within_a_second() {
+        database_outage(BACKEND, crate::tcp_cut::TcpCut::cut).await;
+    }
 
-        relay.cut();
-        // The relay notices its cut within 20 ms.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let outage = std::time::Instant::now();
-        while outage.elapsed() < Duration::from_secs(4) {
-            let asked = std::time::Instant::now();
-            let page = app.get("/profile/").await;
-            let took = asked.elapsed();
-            assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
-            assert_eq!(page.headers()[header::RETRY_AFTER], "5");
-            assert!(took < Duration::from_secs(1), "the page took {took:?}");
-            assert!(page.text().await.unwrap().contains("Briefly unavailable"));
-            let asked = std::time::Instant::now();
-            let ready = app.get("/readyz").await;
-            assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-            assert!(asked.elapsed() < Duration::from_secs(1), "/readyz took {:?}", asked.elapsed());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-
-        relay.restore();
-        let back = std::time::Instant::now();
-        while app.get("/profile/").await.status() != StatusCode::OK {
-            assert!(back.elapsed() < Duration::from_secs(3), "not back after {:?}", back.elapsed());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        eprintln!("pages were 200 again {:?} after the database returned", back.elapsed());
-        assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
-        assert_eq!(app.sessions_stored_on(BACKEND).await, 1, "nobody was signed out");
+    #[tokio::test]
+    #[ignore = "needs a database server; run with --ignored (see the module doc)"]
+    async fn with_the_database_silent_pages_and_readyz_answer_503_within_a_second() {
+        database_outage(BACKEND, crate::tcp_cut::TcpCut::hold).await;
     }
         }
     )*};
 }
 
 on_every_backend!(postgres: Backend::Postgres, mysql: Backend::MySql);
+
+/// A signed-in app whose database on `backend` goes away (`outage` on a relay in front of it)
+/// for four seconds, then returns: pages and `/readyz` answer 503 within a second throughout, and
+/// the pages answer again soon after, with nobody signed out.
+async fn database_outage(backend: Backend, outage: fn(&crate::tcp_cut::TcpCut)) {
+    let mut url = Url::parse(&backend.fresh_database().await).unwrap();
+    let server = (url.host_str().unwrap(), url.port().unwrap());
+    let server = tokio::net::lookup_host(server)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let relay = crate::tcp_cut::TcpCut::spawn(server).await;
+    url.set_port(Some(relay.addr.port())).unwrap();
+    let app = spawn_app_with(Options {
+        vars: vec![
+            ("DATABASE_URL", url.to_string()),
+            ("SECRET_KEYS", shared_key()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    app.sign_in().await;
+    assert_eq!(app.get("/profile/").await.status(), StatusCode::OK);
+
+    outage(&relay);
+    // The relay notices within 20 ms.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut pages = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let asked = std::time::Instant::now();
+        let page = app.get("/profile/").await;
+        let took = asked.elapsed();
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(page.headers()[header::RETRY_AFTER], "5");
+        assert!(took < Duration::from_secs(1), "the page took {took:?}");
+        assert!(page.text().await.unwrap().contains("Briefly unavailable"));
+        let asked = std::time::Instant::now();
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(1), "/readyz took {took:?}");
+        pages += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pages > 10, "{pages} pages in four seconds");
+
+    relay.restore();
+    let back = std::time::Instant::now();
+    while app.get("/profile/").await.status() != StatusCode::OK {
+        assert!(
+            back.elapsed() < Duration::from_secs(3),
+            "not back after {:?}",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "pages were 200 again {:?} after the database returned",
+        back.elapsed()
+    );
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.sessions_stored_on(backend).await,
+        1,
+        "nobody was signed out"
+    );
+}
 
 impl TestApp {
     /// How many sessions the database of this app (on `backend`) holds.

@@ -1,5 +1,7 @@
-//! A TCP relay that can be cut: in front of a database server, it plays an outage (every
-//! connection reset, new ones refused) and the server's return, without touching the server.
+//! A TCP relay that can be cut: in front of a database server, it plays an outage and the
+//! server's return, without touching the server. Two kinds of outage: every connection closed and
+//! new ones closed at once ([`TcpCut::cut`]: a server that went away), or every connection left
+//! open and silent ([`TcpCut::hold`]: a network partition, where nothing says the server is gone).
 
 use std::{
     net::SocketAddr,
@@ -14,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct TcpCut {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    /// While set, a cut keeps sockets open instead of closing them.
+    silent: Arc<AtomicBool>,
     /// Bumped by each cut: relays of an earlier generation end.
     generation: Arc<AtomicU64>,
 }
@@ -24,16 +28,25 @@ impl TcpCut {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let silent = Arc::new(AtomicBool::new(false));
         let generation = Arc::new(AtomicU64::new(0));
-        let (is_cut, current) = (cut.clone(), generation.clone());
+        let (is_cut, is_silent, current) = (cut.clone(), silent.clone(), generation.clone());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if is_cut.load(Ordering::SeqCst) {
-                    drop(client);
+                    let (is_cut, is_silent) = (is_cut.clone(), is_silent.clone());
+                    // Silent: held open, unanswered, until the outage ends.
+                    tokio::spawn(async move {
+                        while is_silent.load(Ordering::SeqCst) && is_cut.load(Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        drop(client);
+                    });
                     continue;
                 }
                 let born = current.load(Ordering::SeqCst);
-                let current = current.clone();
+                let (current, is_cut, is_silent) =
+                    (current.clone(), is_cut.clone(), is_silent.clone());
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(upstream).await else {
                         return;
@@ -46,7 +59,11 @@ impl TcpCut {
                     };
                     tokio::select! {
                         _ = relay => {}
-                        () = cut => {}
+                        () = cut => {
+                            while is_silent.load(Ordering::SeqCst) && is_cut.load(Ordering::SeqCst) {
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
+                        }
                     }
                 });
             }
@@ -54,6 +71,7 @@ impl TcpCut {
         Self {
             addr,
             cut,
+            silent,
             generation,
         }
     }
@@ -64,8 +82,17 @@ impl TcpCut {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The server is back.
+    /// The partition: open connections stop carrying anything but stay open, and new ones are
+    /// accepted and never answered.
+    pub fn hold(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// The server is back (held connections are closed then, as a healed partition's peer resets
+    /// them).
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.silent.store(false, Ordering::SeqCst);
     }
 }
