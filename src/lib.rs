@@ -110,10 +110,17 @@ pub async fn serve_until(
     if let Some(bind) = state.config.metrics_bind {
         background.spawn(serve_metrics(bind, state.clone()).await?);
     }
-    let store = state.store.clone();
+    let (store, held) = (state.store.clone(), state.held_revocations.clone());
     let limits = state.config.http;
     connections::serve(listener, app(state), limits, shutdown).await;
     background.abort_all();
+    let held = held.load(std::sync::atomic::Ordering::Relaxed);
+    if held > 0 {
+        tracing::error!(
+            tokens = held,
+            "stopping while neither the LMS nor the database would take tokens to revoke: they              stay valid at the LMS until they expire"
+        );
+    }
     store.close().await;
     Ok(())
 }

@@ -64,6 +64,7 @@ pub struct Metrics {
     sign_ins_completed: Counter,
     sign_ins_failed: Family<ReasonLabels, Counter>,
     token_refreshes: Family<OutcomeLabels, Counter>,
+    revocations: Family<OutcomeLabels, Counter>,
     lms_latency: LatencyFamily,
 }
 
@@ -80,6 +81,7 @@ impl Default for Metrics {
         let sign_ins_completed = Counter::default();
         let sign_ins_failed = Family::<ReasonLabels, Counter>::default();
         let token_refreshes = Family::<OutcomeLabels, Counter>::default();
+        let revocations = Family::<OutcomeLabels, Counter>::default();
         let lms_latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
         registry.register(
             "http_requests",
@@ -107,6 +109,12 @@ impl Default for Metrics {
             token_refreshes.clone(),
         );
         registry.register(
+            "revocations",
+            "Tries of a revocation at the LMS, by outcome (revoked; postponed: kept to try again; \
+             not_here: sealed under a key this replica lacks; dropped: past saving)",
+            revocations.clone(),
+        );
+        registry.register(
             "lms_request_duration_seconds",
             "Time taken by calls to the LMS, by endpoint",
             lms_latency.clone(),
@@ -118,6 +126,7 @@ impl Default for Metrics {
             sign_ins_completed,
             sign_ins_failed,
             token_refreshes,
+            revocations,
             lms_latency,
         }
     }
@@ -157,6 +166,12 @@ impl Metrics {
             .inc();
     }
 
+    pub fn revocation(&self, outcome: &'static str) {
+        self.revocations
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
     pub fn lms_call(&self, endpoint: &'static str, took: Duration) {
         self.lms_latency
             .get_or_create(&EndpointLabels { endpoint })
@@ -182,7 +197,9 @@ mod tests {
         metrics.request("/profile/", &Method::GET, 200);
         metrics.sign_in_failed("declined");
         metrics.lms_call("token", Duration::from_millis(12));
+        metrics.revocation("postponed");
         let text = metrics.render();
+        assert!(text.contains(r#"profiles_revocations_total{outcome="postponed"} 1"#));
         assert!(text.contains(
             r#"profiles_http_requests_total{route="/profile/",method="GET",status="200"} 1"#
         ));

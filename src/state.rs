@@ -18,6 +18,9 @@ pub struct AppState {
     /// Code exchanges in flight at once ([`MAX_EXCHANGES`]): however many callbacks arrive, the
     /// LMS sees at most this many token requests from them at a time.
     pub exchanges: Arc<tokio::sync::Semaphore>,
+    /// Tokens this process holds for revocation because neither the LMS nor the database would
+    /// take them (`crate::tokens::revoke_or_keep`); a stop loses them, and says how many.
+    pub held_revocations: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A sign-in's code exchange takes one LMS round trip; a few at once serve a classroom signing in
@@ -47,6 +50,7 @@ impl AppState {
             pending,
             metrics,
             exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_EXCHANGES)),
+            held_revocations: Arc::default(),
         })
     }
 }

@@ -18,6 +18,7 @@
 //! differs (it has no `RETURNING` and no `ON CONFLICT`, and cannot update a table it selects
 //! from), the statement is written per backend, with a comment saying why.
 
+mod health;
 mod key_file;
 pub mod profiles;
 pub mod reaper;
@@ -25,14 +26,7 @@ pub mod refresh;
 pub mod revocations;
 pub mod sessions;
 
-use std::{
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{
@@ -158,9 +152,9 @@ pub struct Store {
     keys: KeyRing,
     /// `DATABASE_TIMEOUT_MS`: the pool's acquire timeout, and a probe's.
     timeout: Duration,
-    /// Set while the database is known to be unreachable ([`Store::watch`]): requests then fail
-    /// at once instead of each waiting out the timeout.
-    down: Arc<AtomicBool>,
+    /// What [`Store::watch`] last found: requests fail at once while the database is known to
+    /// be down, instead of each waiting out the timeout.
+    health: Arc<health::Health>,
 }
 
 /// The timeout [`Store::connect`] uses; the app passes `DATABASE_TIMEOUT_MS`.
@@ -207,7 +201,7 @@ impl Store {
             db,
             keys,
             timeout,
-            down: Arc::new(AtomicBool::new(false)),
+            health: Arc::default(),
         };
         store
             .migrate()
@@ -257,50 +251,6 @@ impl Store {
         }
     }
 
-    /// Fails at once while the database is known to be unreachable; requests call it before
-    /// their first query, so an outage costs them nothing but a 503.
-    pub fn available(&self) -> Result<(), StoreError> {
-        match self.down.load(Ordering::Relaxed) {
-            true => Err(StoreError::Unavailable),
-            false => Ok(()),
-        }
-    }
-
-    /// Watches the database for as long as it runs: a probe every second while it answers, every
-    /// 200 ms while it does not, each bounded by the timeout; [`available`](Self::available)
-    /// follows. Logs the start and the end of an outage, once each.
-    pub async fn watch(self) {
-        let mut down_since: Option<std::time::Instant> = None;
-        loop {
-            let answered = tokio::time::timeout(self.timeout, self.ping()).await;
-            match (answered, down_since) {
-                (Ok(Ok(())), Some(since)) => {
-                    self.down.store(false, Ordering::Relaxed);
-                    down_since = None;
-                    let secs = since.elapsed().as_secs_f32();
-                    tracing::info!(down_for_secs = secs, "the database answers again");
-                }
-                (Ok(Ok(())), None) => {}
-                (failed, None) => {
-                    self.down.store(true, Ordering::Relaxed);
-                    down_since = Some(std::time::Instant::now());
-                    let error = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no answer within {} ms", self.timeout.as_millis()),
-                    };
-                    tracing::error!(
-                        error,
-                        "the database does not answer: pages answer 503 until it does (checked \
-                         every 200 ms)"
-                    );
-                }
-                (_, Some(_)) => {}
-            }
-            let pause = if down_since.is_some() { 200 } else { 1000 };
-            tokio::time::sleep(Duration::from_millis(pause)).await;
-        }
-    }
-
     /// `query`, given at most the timeout (`DATABASE_TIMEOUT_MS`) for its connection and its
     /// answer together; past it, [`StoreError::Unavailable`].
     pub(crate) async fn bounded<T>(
@@ -311,10 +261,6 @@ impl Store {
             Ok(answer) => Ok(answer?),
             Err(_) => Err(StoreError::Unavailable),
         }
-    }
-
-    async fn ping(&self) -> Result<(), sqlx::Error> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 
     /// Whether the database answers and every migration this build knows is applied, within the

@@ -113,7 +113,10 @@ fn backoff(attempts: i64, max: Duration) -> i64 {
 /// away, the request timed out) leaves the revocation done or kept, never half-way.
 async fn settle_even_if_cancelled(state: &AppState, kept: Kept) {
     let state = state.clone();
-    let _ = tokio::spawn(async move { settle(&state, kept).await }).await;
+    let settled = tokio::spawn(async move { settle(&state, kept).await }).await;
+    if let Ok(Ok(Settled::NotHere(key_id))) = settled {
+        report_not_here(&[key_id].into(), 1);
+    }
 }
 
 /// How trying a kept revocation ended.
@@ -121,34 +124,36 @@ async fn settle_even_if_cancelled(state: &AppState, kept: Kept) {
 enum Settled {
     Revoked,
     Postponed,
-    /// Sealed under a key this replica lacks: left for one that has it.
-    NotHere,
+    /// Sealed under a key this replica lacks (its id): left for one that has it.
+    NotHere(String),
     /// Past saving (altered in the database, or dead at the LMS anyway): dropped, and said so.
     Dropped,
 }
 
 /// Tries a kept revocation once: confirmed, the row goes; refused or unanswered, it is
-/// postponed with back-off; a token that does not open here is left, or dropped, with a log line
-/// that says which and why.
+/// postponed with back-off; a token that does not open here is left for a replica that can open
+/// it, or dropped when nothing can or it has expired anyway, with a log line that says so.
 async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
     let store = &state.store;
     let now = unix_now();
     let token = match store.open_kept(&kept) {
         Ok(token) => token,
-        Err(StoreError::KeyMissing(key_id)) => {
-            tracing::error!(
-                key_id = %key_id,
-                "a token to revoke is sealed under a key SECRET_KEYS does not list here; left for                  a replica that has it (add the key to SECRET_KEYS)"
-            );
+        Err(StoreError::KeyMissing(key_id)) if now < kept.give_up_at => {
             let retry = now + state.config.revocation_retry_max.as_secs() as i64;
             store
-                .postpone_revocation(&kept.id, kept.attempts, retry)
+                .postpone_revocation(&kept, kept.attempts, retry)
                 .await?;
-            return Ok(Settled::NotHere);
+            state.metrics.revocation("not_here");
+            return Ok(Settled::NotHere(key_id));
         }
         Err(e) => {
-            tracing::warn!(error = %e, "dropped a token to revoke that does not open");
+            tracing::warn!(
+                error = %e,
+                "dropped a token to revoke that does not open here and never will (altered, or \
+                 past its lifetime)"
+            );
             store.forget_revocation(&kept.id).await?;
+            state.metrics.revocation("dropped");
             return Ok(Settled::Dropped);
         }
     };
@@ -161,11 +166,13 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
                     "the LMS confirmed a kept revocation"
                 );
             }
+            state.metrics.revocation("revoked");
             Ok(Settled::Revoked)
         }
         Err(e) if now >= kept.give_up_at => {
             tracing::info!(error = %e, "gave up a revocation: the token has expired at the LMS");
             store.forget_revocation(&kept.id).await?;
+            state.metrics.revocation("dropped");
             Ok(Settled::Dropped)
         }
         Err(e) => {
@@ -177,9 +184,22 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
                 retry_in_secs = next - now,
                 "the LMS did not confirm a revocation; kept to try again"
             );
-            store.postpone_revocation(&kept.id, attempts, next).await?;
+            store.postpone_revocation(&kept, attempts, next).await?;
+            state.metrics.revocation("postponed");
             Ok(Settled::Postponed)
         }
+    }
+}
+
+/// Says once that revocations are waiting for a key this replica lacks: per round, not per row.
+fn report_not_here(key_ids: &std::collections::BTreeSet<String>, rows: usize) {
+    if rows > 0 {
+        tracing::error!(
+            rows,
+            key_ids = ?key_ids,
+            "tokens to revoke are sealed under keys SECRET_KEYS does not list here; left for a \
+             replica that has them (add the keys to SECRET_KEYS)"
+        );
     }
 }
 
@@ -188,44 +208,70 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
 /// the token is kept for [`retry_revocations`]; if the database cannot keep it either, this
 /// process keeps trying both, with back-off, until one works or the token has expired.
 pub async fn revoke_or_keep(state: &AppState, token: Token) {
-    let task = tokio::spawn({
-        let state = state.clone();
-        async move {
-            let now = unix_now();
-            let give_up_at = now + REFRESH_TOKEN_LIFETIME_SECS;
-            let mut attempts = 0;
-            loop {
-                let revoked = state.lms.revoke(&token).await;
-                let Err(e) = revoked else { return };
-                let now = unix_now();
-                attempts += 1;
-                let schedule = Schedule {
-                    next_attempt_at: now + backoff(attempts, state.config.revocation_retry_max),
-                    give_up_at,
-                };
-                match state.store.keep_revocation(&token, schedule, now).await {
-                    Ok(_) => {
-                        tracing::warn!(error = %e, "the LMS did not confirm a revocation; kept to try again");
-                        return;
-                    }
-                    Err(stored) if now < give_up_at => {
-                        tracing::error!(
-                            error = %e,
-                            database = %stored,
-                            "neither the LMS nor the database answered: this process holds a token \
-                             to revoke and keeps trying"
-                        );
-                    }
-                    Err(_) => return,
-                }
-                let wait = backoff(attempts, state.config.revocation_retry_max);
-                tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-            }
-        }
-    });
+    let task = tokio::spawn(revoke_until_done(state.clone(), token));
     // The first round is awaited (a sign-in's page follows it); later rounds are not.
     let first_round = state.config.lms.timeout + state.config.database_timeout * 2;
     let _ = tokio::time::timeout(first_round, task).await;
+}
+
+/// [`revoke_or_keep`]'s rounds: revoke, else keep, else wait and try both again. While a token is
+/// held here only, [`AppState::held_revocations`] counts it, so a stop can say what it loses.
+async fn revoke_until_done(state: AppState, token: Token) {
+    let give_up_at = unix_now() + REFRESH_TOKEN_LIFETIME_SECS;
+    let mut attempts = 0;
+    let mut held = None;
+    loop {
+        let Err(e) = state.lms.revoke(&token).await else {
+            state.metrics.revocation("revoked");
+            return;
+        };
+        let now = unix_now();
+        attempts += 1;
+        let wait = backoff(attempts, state.config.revocation_retry_max);
+        let schedule = Schedule {
+            next_attempt_at: now + wait,
+            give_up_at,
+        };
+        let kept = state.store.keep_revocation(&token, schedule, now).await;
+        let stored = match kept {
+            Ok(_) => {
+                tracing::warn!(error = %e, "the LMS did not confirm a revocation; kept to try again");
+                state.metrics.revocation("postponed");
+                return;
+            }
+            Err(stored) => stored,
+        };
+        if now >= give_up_at {
+            tracing::warn!("gave up a revocation held in memory: the token has expired at the LMS");
+            return;
+        }
+        tracing::error!(
+            error = %e,
+            database = %stored,
+            retry_in_secs = wait,
+            "neither the LMS nor the database answered: this process holds a token to revoke and \
+             keeps trying both"
+        );
+        held.get_or_insert_with(|| HeldHere::new(&state));
+        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+    }
+}
+
+/// Counts a token held in this process only, for as long as it is.
+struct HeldHere(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl HeldHere {
+    fn new(state: &AppState) -> Self {
+        let count = state.held_revocations.clone();
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for HeldHere {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What one round of [`retry_revocations`] did.
@@ -246,13 +292,13 @@ pub async fn retry_revocations(state: &AppState) -> Result<Retried, StoreError> 
     if !state.store.revocations_due(now).await? {
         return Ok(retried);
     }
-    let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
-    let until = now + (state.config.lms.timeout.as_secs() * rounds) as i64 + 60;
+    let until = now + claim_secs(state);
     let batch = state
         .store
         .claim_due_revocations(now, until, REAP_BATCH)
         .await?;
     let mut failed = None;
+    let mut missing_keys = std::collections::BTreeSet::new();
     for chunk in batch.chunks(REVOKE_CONCURRENCY) {
         let mut tries = tokio::task::JoinSet::new();
         for kept in chunk {
@@ -264,17 +310,29 @@ pub async fn retry_revocations(state: &AppState) -> Result<Retried, StoreError> 
             match joined {
                 Ok(Ok(Settled::Revoked)) => retried.revoked += 1,
                 Ok(Ok(Settled::Postponed)) => retried.postponed += 1,
-                Ok(Ok(Settled::NotHere)) => retried.not_here += 1,
+                Ok(Ok(Settled::NotHere(key_id))) => {
+                    retried.not_here += 1;
+                    missing_keys.insert(key_id);
+                }
                 Ok(Ok(Settled::Dropped)) => retried.dropped += 1,
                 Ok(Err(e)) => failed = failed.or(Some(e)),
                 Err(e) => tracing::warn!(error = %e, "a kept revocation's try failed"),
             }
         }
     }
+    report_not_here(&missing_keys, retried.not_here);
     match failed {
         Some(e) => Err(e),
         None => Ok(retried),
     }
+}
+
+/// How long a replica's claim on a batch lasts: every round of [`REVOKE_CONCURRENCY`] tries at
+/// most two LMS calls long (an opaque access token is revoked after its refresh token), plus a
+/// minute for the database.
+fn claim_secs(state: &AppState) -> i64 {
+    let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
+    (state.config.lms.timeout.as_secs() * 2 * rounds) as i64 + 60
 }
 
 /// What one round of [`reap_expired`] did.
@@ -295,8 +353,7 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
         let now = unix_now();
         // The claim outlasts the batch's revocations; a replica that dies mid-way leaves the
         // rest to the next round of whichever replica comes first.
-        let rounds = (REAP_BATCH as u64).div_ceil(REVOKE_CONCURRENCY as u64);
-        let until = now + (state.config.lms.timeout.as_secs() * rounds) as i64 + 60;
+        let until = now + claim_secs(state);
         let batch = state
             .store
             .claim_expired_sessions(now, until, REAP_BATCH)
@@ -322,6 +379,10 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
                 reaped.sessions += 1;
                 match joined {
                     Ok(Ok(Some(Settled::Revoked))) => reaped.revoked += 1,
+                    Ok(Ok(Some(Settled::NotHere(key_id)))) => {
+                        reaped.failed += 1;
+                        report_not_here(&[key_id].into(), 1);
+                    }
                     Ok(Ok(Some(_))) => reaped.failed += 1,
                     Ok(Ok(None)) => {}
                     Ok(Err(e)) => failed = failed.or(Some(e)),
@@ -365,15 +426,21 @@ async fn refresh(state: AppState, key: String, row: StoredToken) -> Result<Token
                 state.metrics.token_refresh("ok");
                 return Ok(token);
             }
-            if store.token(&key, unix_now()).await?.is_none() {
-                // Signed out while the LMS answered: the new token must not outlive the session.
-                revoke_or_keep(&state, token).await;
-                return Err(TokenError::Ended);
+            // Not stored, so nobody could revoke the new token later: it is revoked now, whatever
+            // the session became meanwhile.
+            let current = store.token(&key, unix_now()).await;
+            revoke_or_keep(&state, token).await;
+            match current? {
+                // Signed out while the LMS answered.
+                None => Err(TokenError::Ended),
+                // The claim lapsed and another request stored a newer token: that one serves.
+                Some(row) => {
+                    tracing::warn!(
+                        "a refreshed token was not stored: another request refreshed first"
+                    );
+                    Ok(row.token)
+                }
             }
-            // The claim lapsed and another request stored a newer token; this one still works
-            // for the request at hand.
-            tracing::warn!("a refreshed token was not stored: another request refreshed first");
-            Ok(token)
         }
         Err(LmsError::OAuth { error, .. }) if error == "invalid_grant" => {
             tracing::info!("the LMS refused to renew the token (invalid_grant); signing out");

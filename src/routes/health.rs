@@ -23,10 +23,11 @@ pub async fn healthz() -> Response {
 }
 
 /// `GET /readyz` on the public address: 200 `{"status":"ready"}` when the database answers and
-/// every migration is applied, else 503 `{"status":"not_ready"}`. The LMS is not asked: it does
+/// every migration is applied (as the database watcher last found, at most half a second ago), else
+/// 503 `{"status":"not_ready"}`. The LMS is not asked: it does
 /// not decide readiness (below), and a public probe must not turn into calls to the LMS.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let ready = state.store.check().await.is_ok();
+    let ready = state.store.readiness().await.is_ok();
     (status_of(ready), Json(json!({ "status": word(ready) }))).into_response()
 }
 
@@ -35,7 +36,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// sign-out still work, and taking every replica out of rotation would not bring it back. Its
 /// heartbeat is cached for a few seconds, so probes at any rate cost the LMS little.
 pub async fn readyz_details(State(state): State<AppState>) -> Response {
-    let database = state.store.check().await;
+    let database = state.store.readiness().await;
     let lms = state.lms.heartbeat().await;
     let ready = database.is_ok();
     let body = json!({

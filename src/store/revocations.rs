@@ -24,6 +24,9 @@ pub struct Kept {
     pub attempts: i64,
     /// Unix seconds after which the token is dead at the LMS anyway.
     pub give_up_at: i64,
+    /// The claim under which this replica tries it (`None`: kept by this replica just now,
+    /// before any claim); a change is written only while the claim is still this one.
+    pub claimed_until: Option<i64>,
 }
 
 /// When a kept revocation is tried next and when it is given up.
@@ -149,6 +152,7 @@ impl Store {
             token,
             attempts: 0,
             give_up_at: schedule.give_up_at,
+            claimed_until: None,
         }))
     }
 
@@ -161,23 +165,33 @@ impl Store {
         Ok(())
     }
 
-    /// Another failed try: counted, and left for `next_attempt_at`, unclaimed.
+    /// Another failed try: counted, and left for `next_attempt_at`, unclaimed; unless another
+    /// replica has claimed it since (this replica's claim lapsed), whose try then counts.
     pub async fn postpone_revocation(
         &self,
-        id: &str,
+        kept: &Kept,
         attempts: i64,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE revocations SET attempts = ?, next_attempt_at = ?, claimed_until = NULL
-                   WHERE id = ?";
+        let sql = match kept.claimed_until {
+            Some(_) => {
+                "UPDATE revocations SET attempts = ?, next_attempt_at = ?, claimed_until = NULL
+                 WHERE id = ? AND claimed_until = ?"
+            }
+            None => {
+                "UPDATE revocations SET attempts = ?, next_attempt_at = ?, claimed_until = NULL
+                 WHERE id = ? AND claimed_until IS NULL"
+            }
+        };
         on_pool!(self, sql, pool => {
-            sqlx::query(sql)
-                .bind(attempts)
-                .bind(next_attempt_at)
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|_| ())
+            let query = sqlx::query(sql).bind(attempts).bind(next_attempt_at).bind(&kept.id);
+            match kept.claimed_until {
+                Some(until) => query.bind(until),
+                None => query,
+            }
+            .execute(pool)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -277,6 +291,7 @@ impl Store {
                 token,
                 attempts,
                 give_up_at,
+                claimed_until: Some(until),
             })
             .collect())
     }
@@ -324,21 +339,35 @@ mod tests {
             .await
             .expect("claim");
         assert!(again.is_empty(), "claimed by the first until 20");
+        // A replica whose claim lapsed (until 19) cannot undo a newer one's work.
+        let mut stale = claimed[0].clone();
+        stale.claimed_until = Some(19);
         store
-            .postpone_revocation(&id, 1, 30)
+            .postpone_revocation(&stale, 5, 100)
+            .await
+            .expect("ignored");
+        let claimed = store
+            .claim_due_revocations(21, 30, 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            claimed[0].attempts, 0,
+            "the lapsed claim's postponement was not written"
+        );
+        store
+            .postpone_revocation(&claimed[0], 1, 30)
             .await
             .expect("postponed");
-        assert!(
-            store
-                .claim_due_revocations(29, 40, 10)
-                .await
-                .expect("claim")
-                .is_empty()
-        );
-        assert_eq!(
-            store.claim_due_revocations(30, 40, 10).await.expect("c")[0].attempts,
-            1
-        );
+        let early = store
+            .claim_due_revocations(29, 40, 10)
+            .await
+            .expect("claim");
+        assert!(early.is_empty(), "not due before 30");
+        let due = store
+            .claim_due_revocations(30, 40, 10)
+            .await
+            .expect("claim");
+        assert_eq!(due[0].attempts, 1);
         store.forget_revocation(&id).await.expect("forgotten");
         assert_eq!(store.revocations_kept().await.expect("count"), 0);
     }
