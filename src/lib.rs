@@ -20,14 +20,15 @@
 //!   names in its signature ([`signed_in::SignedIn`], [`signed_in::CsrfForm`],
 //!   [`signed_in::Visitor`]), and ending a sign-in.
 //! - [`tokens`]: the LMS token's life: refreshed once across replicas, revoked when its session
-//!   ends or expires.
+//!   ends or expires, and a revocation the LMS did not confirm retried until it does.
 //! - [`state`]: [`AppState`], what every handler may use.
 //! - [`session`]: the session cookie (tower-sessions, as a cookie layer only) and the typed
 //!   signed-in session read from its row; `session::pending`, the sealed pending-sign-in cookies.
 //! - [`error`]: [`error::AppError`], the one error type handlers return, as one table of
 //!   status, page, log level and metrics label; `error::page`, the page every error becomes.
 //! - [`store`]: the database pool and migrations; by concern, the `sessions` table, token refresh
-//!   claims, reaping expired sessions, and the `profiles` table.
+//!   claims, reaping expired sessions, the `revocations` kept for a retry, the `profiles` table,
+//!   and the watcher that knows when the database is down.
 //! - [`config`]: the typed settings, read once from the environment; `config::env`, reading
 //!   and checking one variable.
 //! - [`keys`]: `SECRET_KEYS`, and the XChaCha20-Poly1305 sealing of cookies and stored values.

@@ -105,7 +105,9 @@ const REFRESH_TOKEN_LIFETIME_SECS: i64 = 90 * 86_400;
 /// `REVOCATION_RETRY_MAX_SECS`, less up to a fifth at random so that replicas' retries spread.
 fn backoff(attempts: i64, max: Duration) -> i64 {
     let max = max.as_secs().max(1);
-    let wait = 5u64.saturating_mul(1u64 << attempts.clamp(0, 30)).min(max);
+    let wait = 5u64
+        .saturating_mul(1u64 << (attempts - 1).clamp(0, 30))
+        .min(max);
     (wait - rand::Rng::gen_range(&mut rand::thread_rng(), 0..=wait / 5)) as i64
 }
 
@@ -469,6 +471,17 @@ mod tests {
             scopes: vec![],
             refresh_token: None,
         }
+    }
+
+    #[test]
+    fn retries_wait_from_5_s_doubling_up_to_the_maximum_less_a_fifth_at_random() {
+        let max = Duration::from_secs(300);
+        for (attempts, (low, high)) in [(1, (4, 5)), (2, (8, 10)), (3, (16, 20)), (9, (240, 300))] {
+            let wait = backoff(attempts, max);
+            assert!((low..=high).contains(&wait), "{attempts}: {wait}");
+        }
+        assert!(backoff(1_000, max) <= 300);
+        assert_eq!(backoff(1, Duration::from_secs(1)), 1);
     }
 
     #[test]
