@@ -119,7 +119,8 @@ pub async fn serve_until(
     if held > 0 {
         tracing::error!(
             tokens = held,
-            "stopping while neither the LMS nor the database would take tokens to revoke: they              stay valid at the LMS until they expire"
+            "stopping while neither the LMS nor the database would take tokens to revoke: they \
+             stay valid at the LMS until they expire"
         );
     }
     store.close().await;

@@ -18,8 +18,8 @@ pub struct AppState {
     /// Code exchanges in flight at once ([`MAX_EXCHANGES`]): however many callbacks arrive, the
     /// LMS sees at most this many token requests from them at a time.
     pub exchanges: Arc<tokio::sync::Semaphore>,
-    /// Tokens this process holds for revocation because neither the LMS nor the database would
-    /// take them (`crate::tokens::revoke_or_keep`); a stop loses them, and says how many.
+    /// Tokens this process holds for revocation that neither the LMS nor the database has taken
+    /// yet (`crate::tokens::revoke_or_keep`); a stop loses them, and says how many.
     pub held_revocations: Arc<std::sync::atomic::AtomicUsize>,
 }
 

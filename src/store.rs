@@ -47,9 +47,13 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
 
-/// Runs one query body on whichever pool the store has (the body is compiled for each). With
-/// `$sql` named, the statement in that variable is rewritten for PostgreSQL, whose placeholders
-/// are numbered (`$1`) where SQLite and MySQL take `?`.
+/// Runs one query body on whichever pool the store has (the body is compiled for each).
+///
+/// With `$sql` named, the form every query of the app uses: the statement in that variable is
+/// rewritten for PostgreSQL, whose placeholders are numbered (`$1`) where SQLite and MySQL take
+/// `?`, and the body runs on a connection of its own ([`within!`]), bounded by
+/// `DATABASE_TIMEOUT_MS`, connection and answer together. It must yield a
+/// `Result<_, sqlx::Error>`; the macro yields a `Result<_, StoreError>`.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.db {
@@ -58,18 +62,48 @@ macro_rules! on_pool {
             $crate::store::Db::MySql($pool) => $body,
         }
     };
-    ($store:expr, $sql:ident, $pool:ident => $body:expr) => {
+    ($store:expr, $sql:ident, $pool:ident => $body:expr) => {{
+        let deadline = tokio::time::Instant::now() + $store.timeout;
         match &$store.db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => {
+            $crate::store::Db::Sqlite(pool) => $crate::store::within!(deadline, pool, $pool => $body),
+            $crate::store::Db::Postgres(pool) => {
                 let $sql = sqlx::AssertSqlSafe($crate::store::numbered($sql));
-                $body
+                $crate::store::within!(deadline, pool, $pool => $body)
             }
-            $crate::store::Db::MySql($pool) => $body,
+            $crate::store::Db::MySql(pool) => $crate::store::within!(deadline, pool, $pool => $body),
         }
-    };
+    }};
+}
+
+/// Runs `$body` on a connection from `$pool` (as `$conn`, a `&mut` connection) by `$deadline`:
+/// the wait for the connection and the body together. Past it, [`StoreError::Unavailable`], and
+/// the connection is closed rather than returned: sqlx tests a returned connection with a ping
+/// that has no timeout, which on a silent database would hold the pool's place for as long as
+/// the kernel keeps the socket (minutes), however short the query's own wait.
+macro_rules! within {
+    ($deadline:expr, $pool:expr, $conn:ident => $body:expr) => {{
+        match tokio::time::timeout_at($deadline, $pool.acquire()).await {
+            Err(_) => Err($crate::store::StoreError::Unavailable),
+            Ok(Err(e)) => Err($crate::store::StoreError::from(e)),
+            Ok(Ok(mut connection)) => {
+                let answer = tokio::time::timeout_at($deadline, async {
+                    let $conn = &mut *connection;
+                    $body
+                })
+                .await;
+                match answer {
+                    Ok(answer) => answer.map_err($crate::store::StoreError::from),
+                    Err(_) => {
+                        connection.close_on_drop();
+                        Err($crate::store::StoreError::Unavailable)
+                    }
+                }
+            }
+        }
+    }};
 }
 pub(crate) use on_pool;
+pub(crate) use within;
 
 /// `?` placeholders as PostgreSQL's `$1, $2...`, in order. The statements here hold no `?` in a
 /// string literal or comment.
@@ -248,18 +282,6 @@ impl Store {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
             Db::MySql(_) => "mysql",
-        }
-    }
-
-    /// `query`, given at most the timeout (`DATABASE_TIMEOUT_MS`) for its connection and its
-    /// answer together; past it, [`StoreError::Unavailable`].
-    pub(crate) async fn bounded<T>(
-        &self,
-        query: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, query).await {
-            Ok(answer) => Ok(answer?),
-            Err(_) => Err(StoreError::Unavailable),
         }
     }
 

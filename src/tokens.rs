@@ -141,7 +141,7 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
     let token = match store.open_kept(&kept) {
         Ok(token) => token,
         Err(StoreError::KeyMissing(key_id)) if now < kept.give_up_at => {
-            let retry = now + state.config.revocation_retry_max.as_secs() as i64;
+            let retry = now + backoff(i64::MAX, state.config.revocation_retry_max);
             store
                 .postpone_revocation(&kept, kept.attempts, retry)
                 .await?;
@@ -195,14 +195,20 @@ async fn settle(state: &AppState, kept: Kept) -> Result<Settled, StoreError> {
 
 /// Says once that revocations are waiting for a key this replica lacks: per round, not per row.
 fn report_not_here(key_ids: &std::collections::BTreeSet<String>, rows: usize) {
-    if rows > 0 {
-        tracing::error!(
-            rows,
-            key_ids = ?key_ids,
-            "tokens to revoke are sealed under keys SECRET_KEYS does not list here; left for a \
-             replica that has them (add the keys to SECRET_KEYS)"
-        );
+    // Once a minute at most: a backlog under a lost key comes due a batch at a time.
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let now = unix_now();
+    let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    if rows == 0 || now - last < 60 {
+        return;
     }
+    LAST.store(now, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(
+        rows,
+        key_ids = ?key_ids,
+        "tokens to revoke are sealed under keys SECRET_KEYS does not list here; left for a \
+         replica that has them (add the keys to SECRET_KEYS; reported once a minute)"
+    );
 }
 
 /// Revokes `token`, which no session holds (a sign-in that failed after the code exchange, a
@@ -221,7 +227,8 @@ pub async fn revoke_or_keep(state: &AppState, token: Token) {
 async fn revoke_until_done(state: AppState, token: Token) {
     let give_up_at = unix_now() + REFRESH_TOKEN_LIFETIME_SECS;
     let mut attempts = 0;
-    let mut held = None;
+    // Counted from the start: a stop during the first round loses the token too.
+    let _held = HeldHere::new(&state);
     loop {
         let Err(e) = state.lms.revoke(&token).await else {
             state.metrics.revocation("revoked");
@@ -254,7 +261,6 @@ async fn revoke_until_done(state: AppState, token: Token) {
             "neither the LMS nor the database answered: this process holds a token to revoke and \
              keeps trying both"
         );
-        held.get_or_insert_with(|| HeldHere::new(&state));
         tokio::time::sleep(Duration::from_secs(wait as u64)).await;
     }
 }
@@ -366,7 +372,8 @@ pub async fn reap_expired(state: &AppState) -> Result<Reaped, StoreError> {
             for key in chunk {
                 let (state, key) = (state.clone(), key.clone());
                 revocations.spawn(async move {
-                    let schedule = first_try(&state, now);
+                    // From now, not the batch's start: later chunks run later.
+                    let schedule = first_try(&state, unix_now());
                     let store = &state.store;
                     match store.end_reaped_session(&key, until, schedule, now).await? {
                         Some(kept) => settle(&state, kept).await.map(Some),

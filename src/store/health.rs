@@ -6,14 +6,17 @@
 //! not an outage, and must not turn every page into a 503. One failed probe makes the app not
 //! ready; two in a row make an outage; one answer ends both.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
-use sqlx::{ConnectOptions, MySqlConnection, PgConnection, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, MySqlConnection, PgConnection, SqliteConnection};
 
-use super::{Db, Store, StoreError};
+use super::{Db, Store, StoreError, within};
 
 /// Probes failing in a row before the database counts as down.
 const FAILURES_FOR_AN_OUTAGE: u32 = 2;
@@ -29,6 +32,19 @@ pub(super) struct Health {
     watched: AtomicBool,
     /// The last probe's failure, for the internal readiness details.
     last_error: Mutex<Option<String>>,
+    /// When the last probe ended, in milliseconds since [`epoch`]: a watcher that stopped (a
+    /// panic) must not leave its last finding standing.
+    last_probe_ms: AtomicU64,
+}
+
+/// The origin of [`Health::last_probe_ms`].
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch() -> u64 {
+    epoch().elapsed().as_millis() as u64
 }
 
 /// The watcher's own connection.
@@ -42,10 +58,19 @@ impl Store {
     /// Fails at once while the database is known to be unreachable; requests call it before
     /// their first query, so an outage costs them nothing but a 503.
     pub fn available(&self) -> Result<(), StoreError> {
-        match self.health.down.load(Ordering::Relaxed) {
+        // A finding the watcher no longer renews is no reason to refuse anyone.
+        match self.health.down.load(Ordering::Relaxed) && !self.watcher_stalled() {
             true => Err(StoreError::Unavailable),
             false => Ok(()),
         }
+    }
+
+    /// Whether a watcher runs but has not finished a probe for far longer than a probe takes.
+    fn watcher_stalled(&self) -> bool {
+        let last = self.health.last_probe_ms.load(Ordering::Relaxed);
+        let limit = 2 * (self.timeout + Duration::from_millis(500)) + Duration::from_secs(1);
+        self.health.watched.load(Ordering::Relaxed)
+            && millis_since_epoch().saturating_sub(last) > limit.as_millis() as u64
     }
 
     /// Ready: the database answers and every migration this build knows is applied. From the
@@ -54,6 +79,9 @@ impl Store {
     pub async fn readiness(&self) -> Result<(), String> {
         if !self.health.watched.load(Ordering::Relaxed) {
             return self.check().await;
+        }
+        if self.watcher_stalled() {
+            return Err("the database watcher has stopped probing".into());
         }
         if self.health.failing.load(Ordering::Relaxed) {
             let last = self.health.last_error.lock().map(|e| e.clone());
@@ -66,14 +94,33 @@ impl Store {
     /// 200 ms after a failure, each bounded by the timeout. Logs the start and the end of an
     /// outage, once each.
     pub async fn watch(self) {
+        self.health
+            .last_probe_ms
+            .store(millis_since_epoch(), Ordering::Relaxed);
         self.health.watched.store(true, Ordering::Relaxed);
         let mut probe = None;
         let (mut failures, mut down_since) = (0, None::<std::time::Instant>);
         loop {
-            let answered = tokio::time::timeout(self.timeout, self.probe(&mut probe)).await;
-            let answered = answered.unwrap_or_else(|_| {
-                Err(format!("no answer within {} ms", self.timeout.as_millis()))
-            });
+            // Both at once, each within the timeout: the watcher's own connection, and one of
+            // the pool's. A new connection can fail where the pool's still work (a server at its
+            // connection limit), so either answering is an answer.
+            let (own, pooled) = tokio::join!(
+                tokio::time::timeout(self.timeout, self.probe(&mut probe)),
+                self.pool_answers()
+            );
+            if !matches!(own, Ok(Ok(()))) {
+                // A connection that failed once is not trusted again.
+                probe = None;
+            }
+            let answered = match own {
+                Ok(Ok(())) => Ok(()),
+                _ if pooled => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            };
+            self.health
+                .last_probe_ms
+                .store(millis_since_epoch(), Ordering::Relaxed);
             match &answered {
                 Ok(()) => {
                     failures = 0;
@@ -84,8 +131,6 @@ impl Store {
                     }
                 }
                 Err(error) => {
-                    // A connection that failed once is not trusted again.
-                    probe = None;
                     failures += 1;
                     if failures >= FAILURES_FOR_AN_OUTAGE && down_since.is_none() {
                         down_since = Some(std::time::Instant::now());
@@ -107,6 +152,17 @@ impl Store {
             let pause = if failures > 0 { 200 } else { 500 };
             tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
+    }
+
+    /// Whether a connection of the pool answers a ping within the timeout.
+    async fn pool_answers(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let pinged: Result<(), StoreError> = match &self.db {
+            Db::Sqlite(pool) => within!(deadline, pool, conn => conn.ping().await),
+            Db::Postgres(pool) => within!(deadline, pool, conn => conn.ping().await),
+            Db::MySql(pool) => within!(deadline, pool, conn => conn.ping().await),
+        };
+        pinged.is_ok()
     }
 
     /// One probe: connects if it has no connection, then counts the applied migrations.
@@ -138,5 +194,42 @@ impl Store {
             return Err(format!("{applied} of {known} migrations applied"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::{Db, tests::temp_store};
+
+    #[tokio::test]
+    async fn a_pool_busy_to_the_last_connection_is_no_outage() {
+        let store = temp_store().await;
+        let watcher = tokio::spawn(store.clone().watch());
+        let Db::Sqlite(pool) = &store.db else {
+            unreachable!("a temporary store is SQLite")
+        };
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            held.push(pool.acquire().await.expect("a connection"));
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(store.available().is_ok());
+        assert_eq!(store.readiness().await, Ok(()));
+        drop(held);
+        watcher.abort();
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_stopped_leaves_no_finding_standing() {
+        let store = temp_store().await;
+        let watcher = tokio::spawn(store.clone().watch());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.readiness().await, Ok(()));
+        watcher.abort();
+        tokio::time::sleep(store.timeout * 2 + Duration::from_secs(2)).await;
+        assert!(store.readiness().await.is_err(), "stale: not ready");
+        assert!(store.available().is_ok(), "stale: nobody refused for it");
     }
 }

@@ -1,11 +1,12 @@
 //! Ending expired sessions once across replicas: a replica claims a batch (`reaping_until`), then
 //! deletes each claimed row, taking the token it held at that instant for revocation.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Connection};
 
 use super::{
     Db, Store, StoreError, numbered,
     revocations::{Kept, Schedule},
+    within,
 };
 
 impl Store {
@@ -27,23 +28,24 @@ impl Store {
                      AND expiry_date <= ?
                      AND (reaping_until IS NULL OR reaping_until < ?)
                    RETURNING id";
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let keys = match &self.db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool) => within!(deadline, pool, conn => {
                 let query = sqlx::query_scalar(sql).bind(until).bind(now).bind(now);
                 let query = query.bind(limit).bind(now).bind(now);
-                query.fetch_all(pool).await?
-            }
-            Db::Postgres(pool) => {
+                query.fetch_all(conn).await
+            })?,
+            Db::Postgres(pool) => within!(deadline, pool, conn => {
                 let query = sqlx::query_scalar(AssertSqlSafe(numbered(sql)));
                 let query = query.bind(until).bind(now).bind(now);
                 let query = query.bind(limit).bind(now).bind(now);
-                query.fetch_all(pool).await?
-            }
+                query.fetch_all(conn).await
+            })?,
             // MySQL can neither update a table it selects from in a subquery, nor return what it
             // updated: the batch is locked and read (`SKIP LOCKED`: rows another replica is
             // claiming are left to it), then claimed, in one transaction.
-            Db::MySql(pool) => {
-                let mut tx = pool.begin().await?;
+            Db::MySql(pool) => within!(deadline, pool, conn => {
+                let mut tx = conn.begin().await?;
                 let select = "SELECT id FROM sessions
                               WHERE expiry_date <= ? AND (reaping_until IS NULL OR reaping_until < ?)
                               LIMIT ? FOR UPDATE SKIP LOCKED";
@@ -63,8 +65,8 @@ impl Store {
                     query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                keys
-            }
+                Ok::<_, sqlx::Error>(keys)
+            })?,
         };
         Ok(keys)
     }

@@ -47,9 +47,9 @@ impl Store {
                 .bind(now)
                 .bind(now)
                 .execute(pool)
-                .await?
-                .rows_affected()
-        });
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(affected == 1)
     }
 
@@ -71,9 +71,9 @@ impl Store {
                 .bind(key)
                 .bind(version)
                 .execute(pool)
-                .await?
-                .rows_affected()
-        });
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(affected == 1)
     }
 

@@ -8,9 +8,9 @@
 //! nothing: exactly once in effect.
 
 use openedx_client::Token;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Connection};
 
-use super::{Db, Store, StoreError, numbered, on_pool};
+use super::{Db, Store, StoreError, numbered, on_pool, within};
 use crate::keys::{Purpose, hex};
 
 /// A kept revocation as the database holds it: the token still sealed.
@@ -94,6 +94,7 @@ impl Store {
         // `and` is one of the sessions module's constant conditions, never a value.
         let delete = format!("DELETE FROM sessions WHERE id = ?{and} RETURNING token");
         let id = new_id();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         macro_rules! keep {
             ($tx:expr, $token:expr, $insert:expr) => {
                 if let Some(token) = &$token {
@@ -110,27 +111,27 @@ impl Store {
             };
         }
         let token: Option<String> = match &self.db {
-            Db::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+            Db::Sqlite(pool) => within!(deadline, pool, conn => {
+                let mut tx = conn.begin().await?;
                 let query = sqlx::query_scalar(AssertSqlSafe(delete)).bind(key);
                 let token = extra.iter().fold(query, |q, v| q.bind(*v));
                 let token = token.fetch_optional(&mut *tx).await?;
                 keep!(tx, token, INSERT);
                 tx.commit().await?;
-                token
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                Ok::<_, sqlx::Error>(token)
+            })?,
+            Db::Postgres(pool) => within!(deadline, pool, conn => {
+                let mut tx = conn.begin().await?;
                 let query = sqlx::query_scalar(AssertSqlSafe(numbered(&delete))).bind(key);
                 let token = extra.iter().fold(query, |q, v| q.bind(*v));
                 let token = token.fetch_optional(&mut *tx).await?;
                 keep!(tx, token, AssertSqlSafe(numbered(INSERT)));
                 tx.commit().await?;
-                token
-            }
+                Ok::<_, sqlx::Error>(token)
+            })?,
             // MySQL has no `DELETE ... RETURNING`: the row is locked and read, then deleted.
-            Db::MySql(pool) => {
-                let mut tx = pool.begin().await?;
+            Db::MySql(pool) => within!(deadline, pool, conn => {
+                let mut tx = conn.begin().await?;
                 let select = format!("SELECT token FROM sessions WHERE id = ?{and} FOR UPDATE");
                 let query = sqlx::query_scalar(AssertSqlSafe(select)).bind(key);
                 let token = extra.iter().fold(query, |q, v| q.bind(*v));
@@ -143,8 +144,8 @@ impl Store {
                 }
                 keep!(tx, token, INSERT);
                 tx.commit().await?;
-                token
-            }
+                Ok::<_, sqlx::Error>(token)
+            })?,
         };
         Ok(token.map(|token| Kept {
             id,
@@ -236,30 +237,31 @@ impl Store {
                      AND (claimed_until IS NULL OR claimed_until < ?)
                    RETURNING id, sealed_for, token, attempts, give_up_at";
         type Row = (String, String, String, i64, i64);
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let rows: Vec<Row> = match &self.db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool) => within!(deadline, pool, conn => {
                 let query = sqlx::query_as(sql).bind(until).bind(now).bind(now);
                 query
                     .bind(limit)
                     .bind(now)
                     .bind(now)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Db::Postgres(pool) => {
+                    .fetch_all(conn)
+                    .await
+            })?,
+            Db::Postgres(pool) => within!(deadline, pool, conn => {
                 let query = sqlx::query_as(AssertSqlSafe(numbered(sql)));
                 let query = query.bind(until).bind(now).bind(now);
                 query
                     .bind(limit)
                     .bind(now)
                     .bind(now)
-                    .fetch_all(pool)
-                    .await?
-            }
+                    .fetch_all(conn)
+                    .await
+            })?,
             // As in the reaper: MySQL locks and reads the batch (skipping rows another replica is
             // claiming), then claims it, in one transaction.
-            Db::MySql(pool) => {
-                let mut tx = pool.begin().await?;
+            Db::MySql(pool) => within!(deadline, pool, conn => {
+                let mut tx = conn.begin().await?;
                 let select = "SELECT id, sealed_for, token, attempts, give_up_at FROM revocations
                               WHERE next_attempt_at <= ?
                                 AND (claimed_until IS NULL OR claimed_until < ?)
@@ -280,8 +282,8 @@ impl Store {
                     query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                rows
-            }
+                Ok::<_, sqlx::Error>(rows)
+            })?,
         };
         Ok(rows
             .into_iter()

@@ -81,15 +81,9 @@ impl Store {
     ) -> Result<Option<SignedInRow>, StoreError> {
         let sql = "SELECT record, expiry_date, token, token_version
                    FROM sessions WHERE id = ? AND expiry_date > ?";
-        // Bounded as a whole, connection and answer: a database that stops answering without
-        // closing its connections (a network partition) must not hold every page.
-        let row: Option<(String, i64, String, i64)> = self
-            .bounded(async {
-                on_pool!(self, sql, pool => {
-                    sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
-                })
-            })
-            .await?;
+        let row: Option<(String, i64, String, i64)> = on_pool!(self, sql, pool => {
+            sqlx::query_as(sql).bind(key).bind(now).fetch_optional(pool).await
+        })?;
         let Some((record, expires_at, token, version)) = row else {
             return Ok(None);
         };
@@ -132,8 +126,10 @@ impl Store {
         });
         match inserted {
             Ok(()) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -169,9 +165,9 @@ impl Store {
                 .bind(key)
                 .bind(now)
                 .execute(pool)
-                .await?
-                .rows_affected()
-        });
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(extended == 1)
     }
 
