@@ -53,8 +53,8 @@ pub struct Config {
     /// `REVOCATION_RETRY_MAX_SECS`: the longest wait between two tries of a revocation the LMS
     /// did not confirm (the waits double from 5 s up to this).
     pub revocation_retry_max: Duration,
-    /// `DATABASE_TIMEOUT_MS`: how long a request waits for a database connection, and for a
-    /// probe of a database known to be down, before it answers 503.
+    /// `DATABASE_TIMEOUT_MS`: how long one query may take, connection and answer together (and a
+    /// probe of the database), before the request answers 503.
     pub database_timeout: Duration,
     /// How long a client may hold a connection without using it, and how many it may hold:
     /// `HTTP_HEADER_READ_TIMEOUT_SECS`, `HTTP_IDLE_TIMEOUT_SECS`, `HTTP_MAX_CONNECTIONS`.
