@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// Watches the database for as long as it runs: a probe every 500 ms while it answers, every
-    /// 200 ms after a failure, each bounded by the timeout. Logs the start and the end of an
+    /// 200 ms after a failure, each bounded by 400 ms (or the timeout, if shorter). Logs the start and the end of an
     /// outage, once each.
     pub async fn watch(self) {
         self.health
@@ -100,13 +100,17 @@ impl Store {
         self.health.watched.store(true, Ordering::Relaxed);
         let mut probe = None;
         let (mut failures, mut down_since) = (0, None::<std::time::Instant>);
+        // A probe's answer is a row of a tiny table: a database that takes longer than this for
+        // it is as good as gone, and a silent one is noticed within a second (a probe every
+        // 500 ms, each given at most 400 ms).
+        let probe_timeout = self.timeout.min(Duration::from_millis(400));
         loop {
             // Both at once, each within the timeout: the watcher's own connection, and one of
             // the pool's. A new connection can fail where the pool's still work (a server at its
             // connection limit), so either answering is an answer.
             let (own, pooled) = tokio::join!(
-                tokio::time::timeout(self.timeout, self.probe(&mut probe)),
-                self.pool_answers()
+                tokio::time::timeout(probe_timeout, self.probe(&mut probe)),
+                self.pool_answers(probe_timeout)
             );
             if !matches!(own, Ok(Ok(()))) {
                 // A connection that failed once is not trusted again.
@@ -116,7 +120,7 @@ impl Store {
                 Ok(Ok(())) => Ok(()),
                 _ if pooled => Ok(()),
                 Ok(Err(e)) => Err(e),
-                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+                Err(_) => Err(format!("no answer within {} ms", probe_timeout.as_millis())),
             };
             self.health
                 .last_probe_ms
@@ -154,9 +158,9 @@ impl Store {
         }
     }
 
-    /// Whether a connection of the pool answers a ping within the timeout.
-    async fn pool_answers(&self) -> bool {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    /// Whether a connection of the pool answers a ping within `timeout`.
+    async fn pool_answers(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
         let pinged: Result<(), StoreError> = match &self.db {
             Db::Sqlite(pool) => within!(deadline, pool, conn => conn.ping().await),
             Db::Postgres(pool) => within!(deadline, pool, conn => conn.ping().await),

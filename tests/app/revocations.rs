@@ -120,10 +120,8 @@ async fn a_revocation_kept_by_one_replica_is_confirmed_by_another() {
     drop(other);
 }
 
-#[tokio::test]
-async fn a_sign_in_whose_session_cannot_be_written_revokes_its_token() {
-    let app = spawn_app_with(Options::default()).await;
-    // The database refuses the session row (a full disk, a lost connection...), nothing else.
+/// The database refuses session rows (a full disk, a lost connection...), and nothing else.
+async fn refuse_session_rows(app: &TestApp) {
     sqlx::query(
         "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions
          BEGIN SELECT RAISE(ABORT, 'disk full'); END",
@@ -131,6 +129,12 @@ async fn a_sign_in_whose_session_cannot_be_written_revokes_its_token() {
     .execute(&mut app.database().await)
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_sign_in_whose_session_cannot_be_written_revokes_its_token() {
+    let app = spawn_app_with(Options::default()).await;
+    refuse_session_rows(&app).await;
     let callback = app.approved_callback().await;
     let response = app.client.get(callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -153,13 +157,7 @@ async fn a_token_that_can_be_neither_stored_nor_revoked_is_kept_until_the_lms_co
         ..Options::default()
     })
     .await;
-    sqlx::query(
-        "CREATE TRIGGER refuse_sessions BEFORE INSERT ON sessions
-         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
-    .execute(&mut app.database().await)
-    .await
-    .unwrap();
+    refuse_session_rows(&app).await;
     lms_down(&app);
     let callback = app.approved_callback().await;
     let response = app.client.get(callback).send().await.unwrap();
