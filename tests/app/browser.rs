@@ -263,20 +263,8 @@ async fn a_learner_signs_in_sees_the_profile_and_signs_out_in_chromium() {
     );
     capture_and_check(&client, "profile-details").await;
 
-    client
-        .find(Locator::XPath("//button[normalize-space()='Sign out']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    // The profile's own h1 would otherwise be read as it goes stale.
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_url(app.url.join("/signed-out/?why=here").unwrap())
-        .await
-        .unwrap();
+    // Waited for: the profile's own h1 would otherwise be read as it goes stale.
+    press_sign_out(&client, &app).await;
     assert_eq!(text_of(&client, "h1").await, "You are signed out");
     capture_and_check(&client, "signed-out").await;
 
@@ -471,20 +459,25 @@ async fn a_link_from_another_site_gets_a_sign_out_button_in_chromium() {
         assert_eq!(app.standin.live_refresh_tokens(), 1);
         capture_and_check(&client, "sign-out-button").await;
 
-        client
-            .find(Locator::XPath("//button[normalize-space()='Sign out']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .wait()
-            .at_most(WAIT)
-            .for_url(app.url.join("/signed-out/?why=here").unwrap())
-            .await
-            .unwrap();
+        press_sign_out(&client, &app).await;
         assert_eq!(revoked_refresh_tokens(&app), 1, "the button signs out");
         client.close().await.unwrap();
     }
+}
+
+/// Presses the page's "Sign out" button and waits until the browser is on the signed-out page.
+async fn press_sign_out(client: &Client, app: &TestApp) {
+    client
+        .find(Locator::XPath("//button[normalize-space()='Sign out']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_url(app.url.join("/signed-out/?why=here").unwrap())
+        .await
+        .unwrap();
 }

@@ -103,15 +103,7 @@ async fn the_lms_front_channel_call_ends_the_session_and_revokes_its_refresh_tok
     let app = spawn_app().await;
     app.sign_in().await;
     let response = from_the_lms_iframe(&app).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("You are signed out of profiles.")
-    );
-    assert_eq!(revoked_refresh_tokens(&app), 1);
+    assert_signed_out_and_revoked(&app, response).await;
     assert_eq!(app.standin.live_refresh_tokens(), 0);
     assert_eq!(app.sessions_stored().await, 0);
     let profile = app.get("/profile/").await;
@@ -189,15 +181,7 @@ async fn an_iframe_from_the_lms_origin_ends_the_session() {
         ("referer", logout_page.as_str()),
     ];
     let response = get_with(&app, FROM_THE_LMS, &framed).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("You are signed out of profiles.")
-    );
-    assert_eq!(revoked_refresh_tokens(&app), 1);
+    assert_signed_out_and_revoked(&app, response).await;
     assert_eq!(app.sessions_stored().await, 0);
 }
 
@@ -466,4 +450,18 @@ async fn a_session_the_app_ended_offers_to_sign_out_of_the_lms_too() {
         );
         assert!(html.contains("Sign out of 127.0.0.1 too"), "{why}");
     }
+}
+
+/// The front-channel call ended the session here: the page says so, and the refresh token was
+/// revoked at the LMS.
+async fn assert_signed_out_and_revoked(app: &TestApp, response: reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("You are signed out of profiles.")
+    );
+    assert_eq!(revoked_refresh_tokens(app), 1);
 }
